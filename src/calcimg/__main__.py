@@ -1,0 +1,5 @@
+"""``python -m calcimg``: the same as the ``calcimg`` command."""
+
+from calcimg.cli import main
+
+raise SystemExit(main())
