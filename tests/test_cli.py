@@ -1,0 +1,81 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from calcimg import __version__
+from calcimg.cli import main
+
+
+def test_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_same_command():
+    done = subprocess.run([sys.executable, "-m", "calcimg", "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert "phantom" in done.stdout and "info" in done.stdout
+
+
+def test_phantom_then_info_round_trip(tmp_path, capsys):
+    out = tmp_path / "ph"
+    assert main(["phantom", "--out", str(out), "--pairs", "2", "--seed", "5", "--site", "hand", "--format", "png"]) == 0
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert list(manifest.columns) == ["subject", "site", "timepoint", "date", "path"]
+    assert len(manifest) == 4
+    assert set(manifest["site"]) == {"hand"}
+
+    report = tmp_path / "report"
+    assert main(["info", str(out), "--out", str(report)]) == 0
+    table = pd.read_csv(report / "inputs.csv")
+    assert len(table) == 4  # truth label maps are not inputs
+    assert set(table["spacing_source"]) == {"file_resolution"}
+    record = json.loads((report / "inputs.json").read_text())
+    assert record["calcimg_version"] == __version__
+    assert not (report / "errors.csv").exists()
+    assert "4 image(s) read, 0 failed" in capsys.readouterr().out
+
+
+def test_phantom_same_seed_same_bytes(tmp_path):
+    for name in ("a", "b"):
+        assert main(["phantom", "--out", str(tmp_path / name), "--pairs", "1", "--seed", "9", "--site", "knee",
+                     "--compress", "-q"]) == 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files
+    for relative in files:
+        assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes(), relative
+
+
+def test_info_reports_unreadable_files_and_goes_on(tmp_path, capsys):
+    good = tmp_path / "ph"
+    main(["phantom", "--out", str(good), "--pairs", "1", "--seed", "1", "--format", "tif", "-q"])
+    (good / "broken.dcm").write_bytes(b"not a dicom file at all" * 10)
+    report = tmp_path / "report"
+    status = main(["info", str(good), "--out", str(report)])
+    assert status == 1
+    errors = pd.read_csv(report / "errors.csv")
+    assert len(errors) == 1
+    assert "broken.dcm" in errors.loc[0, "message"]
+    assert len(pd.read_csv(report / "inputs.csv")) == 2
+
+
+def test_info_never_writes_identifiers_unless_asked(tmp_path):
+    ph = tmp_path / "ph"
+    main(["phantom", "--out", str(ph), "--pairs", "1", "--seed", "2", "-q"])
+    plain, kept = tmp_path / "plain", tmp_path / "kept"
+    main(["info", str(ph), "--out", str(plain), "-q"])
+    main(["info", str(ph), "--out", str(kept), "--keep-identifiers", "-q"])
+    for name in ("inputs.csv", "inputs.json"):
+        assert "PH-P001" not in (plain / name).read_text()
+        assert "PHANTOM" not in (plain / name).read_text()
+    assert "PH-P001" in (kept / "inputs.csv").read_text()
+
+
+def test_missing_input_is_a_clear_error(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "nowhere")]) == 1
+    assert "nowhere: no such file or folder" in capsys.readouterr().err
