@@ -43,8 +43,24 @@ def test_phantom_then_info_round_trip(tmp_path, capsys):
 
 def test_phantom_same_seed_same_bytes(tmp_path):
     for name in ("a", "b"):
-        assert main(["phantom", "--out", str(tmp_path / name), "--pairs", "1", "--seed", "9", "--site", "knee",
-                     "--compress", "-q"]) == 0
+        assert (
+            main(
+                [
+                    "phantom",
+                    "--out",
+                    str(tmp_path / name),
+                    "--pairs",
+                    "1",
+                    "--seed",
+                    "9",
+                    "--site",
+                    "knee",
+                    "--compress",
+                    "-q",
+                ]
+            )
+            == 0
+        )
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert files
     for relative in files:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from calcimg import __version__
-from calcimg.errors import CalcimgError
+from calcimg.errors import CalcimgError, InputError
 
 
 def _add_phantom(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -29,8 +29,10 @@ def _add_phantom(subparsers: argparse._SubParsersAction, common: argparse.Argume
     parser.add_argument("--pairs", type=int, default=1, help="number of pairs (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--site", action="append", choices=SITES, help="anatomical site; repeat to cycle through several "
-        "(default: cycle through all)"
+        "--site",
+        action="append",
+        choices=SITES,
+        help="anatomical site; repeat to cycle through several (default: cycle through all)",
     )
     parser.add_argument("--format", choices=("dcm", "png", "tif"), default="dcm", help="image format (default dcm)")
     parser.add_argument(
@@ -94,6 +96,93 @@ def _print_inventory(inventory) -> None:
         print(f"  failed: {error['message']}")
 
 
+def _add_segment(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        parents=[common],
+        help="find and measure calcinosis on one or more radiographs",
+        description="Segment each image and write <stem>_labels.tif, <stem>_lesions.csv, <stem>_summary.json "
+        "and <stem>_overlay.png to the output folder. An image that cannot be read is reported and the others go on.",
+    )
+    parser.add_argument("images", nargs="+", type=Path, help="radiograph files")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+    parser.add_argument("--spacing", type=float, help="pixel spacing in mm, overriding the files' own")
+    parser.add_argument("--params", type=Path, help="Params as JSON (see 'calcimg params')")
+    parser.add_argument("--include", type=Path, help="mask image (TIFF/PNG, the image's shape): only lesions inside")
+    parser.add_argument("--exclude", type=Path, help="mask or label image: lesions inside it are rejected")
+    parser.set_defaults(run=_run_segment)
+
+
+def _read_mask(path: Path | None):
+    if path is None:
+        return None
+    import tifffile
+
+    from calcimg.io import read_file_bytes
+
+    data = read_file_bytes(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import io
+
+            return tifffile.imread(io.BytesIO(data))
+        import cv2
+        import numpy as np
+
+        mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except (ValueError, OSError) as exc:
+        raise InputError(path, f"not a readable mask image ({exc})") from exc
+    if mask is None:
+        raise InputError(path, "not a readable mask image")
+    return mask
+
+
+def _run_segment(args: argparse.Namespace) -> int:
+    from calcimg.pipeline import read_params, segment_image
+    from calcimg.report.files import write_segmentation
+
+    params = read_params(args.params) if args.params else None
+    include, exclude = _read_mask(args.include), _read_mask(args.exclude)
+    failures = 0
+    for image in args.images:
+        try:
+            result = segment_image(image, params, spacing=args.spacing, include=include, exclude=exclude)
+            write_segmentation(result, args.out, image.stem)
+        except CalcimgError as exc:
+            failures += 1
+            print(f"calcimg: error: {exc}", file=sys.stderr)
+            continue
+        if not args.quiet:
+            summary = result.summary
+            area = (
+                f"{summary['total_area_mm2']:.1f} mm^2"
+                if summary["total_area_mm2"] is not None
+                else f"{summary['total_area_px']} px (uncalibrated)"
+            )
+            print(f"{image}: {summary['count']} lesion(s), {area}, spacing from {summary['spacing_source']}")
+    if not args.quiet:
+        print(f"results in {args.out}")
+    return 1 if failures else 0
+
+
+def _add_params(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "params",
+        parents=[common],
+        help="print the default Params as JSON (edit and pass back with --params)",
+    )
+    parser.set_defaults(run=_run_params)
+
+
+def _run_params(args: argparse.Namespace) -> int:
+    import json
+
+    from calcimg.model import Params
+
+    print(json.dumps(Params().to_dict(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``calcimg`` command."""
     parser = argparse.ArgumentParser(
@@ -103,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_segment(subparsers, common)
+    _add_params(subparsers, common)
     _add_info(subparsers, common)
     _add_phantom(subparsers, common)
     return parser

@@ -128,3 +128,137 @@ class Radiograph:
             "spacing_mm": None if self.spacing_mm is None else [float(s) for s in self.spacing_mm],
             "spacing_source": self.spacing_source,
         }
+
+
+#: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
+PARAMS_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every tunable of segmentation and measurement, in physical units (mm, mm^2).
+
+    On an uncalibrated image every length is read as pixels and every area as pixels^2 (and the outputs say so).
+
+    Attributes
+    ----------
+    background_line_mm : float
+        Length of the straight lines whose grey openings (in every direction) make the local background: bright
+        structures that contain such a line (bones, cortical edges, skin, soft tissue) are background, while
+        deposits shorter than this in every direction stand out of it.
+    mass_line_mm : float
+        Line length of the coarse pass that finds large (tumoral) masses; 0 switches it off.
+    n_orientations : int
+        Number of line directions over 180 degrees.
+    smoothing_mm : float
+        Standard deviation of the Gaussian that smooths the image before detection (a matched filter for the
+        smallest deposits; below 0.3 pixel no smoothing is done).
+    noise_quantile : float
+        Quantile of the response, per background level, that measures what noise and texture alone reach.
+    noise_window_mm : float
+        Side of the window over which the local noise-and-texture scale is averaged.
+    seed_k : float
+        A lesion must rise above the local background by ``seed_k`` times the noise scale somewhere.
+    grow_k : float
+        Its extent is every connected pixel above ``grow_k`` times the noise scale (hysteresis).
+    min_area_mm2, max_area_mm2 : float
+        Accepted lesion area range.
+    min_contrast_k : float
+        Smallest mean excess of an accepted lesion over its background, in noise scales.
+    min_relative_excess : float
+        Smallest mean excess of an accepted lesion as a fraction of the image's tissue range (dense bone over
+        the darkest tissue): calcinosis is nearly as dense as bone, faint blobs are not calcinosis.
+    ridge_elongation : float
+        Candidates longer than this many times their width ...
+    ridge_max_width_mm : float
+        ... and thinner than this are rejected as ridges (cortical edges, skin folds, collimation edges).
+    fill_holes : bool
+        Fill holes inside lesions before measuring.
+    fov_margin_mm : float
+        Candidates closer than this to the edge of the field of view are rejected.
+    min_tissue_fraction : float
+        Candidates whose background is within this fraction of the tissue range above the air level (1st
+        percentile of the field's background) lie on air, outside the body, and are rejected.
+    marker_factor : float
+        Candidates whose brightest pixel exceeds the dense-bone level by this fraction of the tissue range, or
+        reaches a saturated plateau, are lead markers.
+    marker_margin_mm : float
+        Candidates lying mostly within this distance of a marker (its blurred edge and plastic plate) are
+        rejected as markers.
+    size_classes_mm : tuple of float
+        Equivalent-diameter limits between the size classes punctate / small / medium / large / mass.
+    schema_version : int
+        :data:`PARAMS_SCHEMA_VERSION` when written.
+    """
+
+    background_line_mm: float = 12.0
+    mass_line_mm: float = 45.0
+    n_orientations: int = 12
+    smoothing_mm: float = 0.3
+    noise_quantile: float = 0.9
+    noise_window_mm: float = 10.0
+    seed_k: float = 10.0
+    grow_k: float = 4.0
+    min_area_mm2: float = 0.1
+    max_area_mm2: float = 2500.0
+    min_contrast_k: float = 3.0
+    min_relative_excess: float = 0.01
+    ridge_elongation: float = 4.0
+    ridge_max_width_mm: float = 2.0
+    fill_holes: bool = True
+    fov_margin_mm: float = 1.0
+    marker_factor: float = 0.5
+    marker_margin_mm: float = 8.0
+    min_tissue_fraction: float = 0.08
+    size_classes_mm: tuple[float, ...] = (1.0, 3.0, 8.0, 20.0)
+    schema_version: int = PARAMS_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        positive = ("background_line_mm", "n_orientations", "seed_k", "grow_k", "max_area_mm2", "ridge_elongation")
+        for name in positive:
+            if not (float(getattr(self, name)) > 0):
+                raise ValueError(f"Params.{name} must be positive, got {getattr(self, name)!r}")
+        non_negative = (
+            "mass_line_mm",
+            "min_area_mm2",
+            "min_contrast_k",
+            "min_relative_excess",
+            "ridge_max_width_mm",
+            "fov_margin_mm",
+            "smoothing_mm",
+            "min_tissue_fraction",
+        )
+        for name in non_negative:
+            if not (float(getattr(self, name)) >= 0):
+                raise ValueError(f"Params.{name} must be zero or positive, got {getattr(self, name)!r}")
+        if self.grow_k > self.seed_k:
+            raise ValueError("Params.grow_k must not exceed seed_k")
+        if self.min_area_mm2 >= self.max_area_mm2:
+            raise ValueError("Params.min_area_mm2 must be below max_area_mm2")
+        if list(self.size_classes_mm) != sorted(self.size_classes_mm):
+            raise ValueError("Params.size_classes_mm must be increasing")
+        object.__setattr__(self, "size_classes_mm", tuple(float(v) for v in self.size_classes_mm))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of every parameter."""
+        return {name: (list(value) if isinstance(value, tuple) else value) for name, value in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Params:
+        """Build Params from a dict as written by :meth:`to_dict`; unknown keys are an error.
+
+        Raises
+        ------
+        ValueError
+            On an unknown key, a newer schema version, or an invalid value.
+        """
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
+        if int(values.get("schema_version", PARAMS_SCHEMA_VERSION)) > PARAMS_SCHEMA_VERSION:
+            raise ValueError("these Params were written by a newer calcimg")
+        cleaned = dict(values)
+        if "size_classes_mm" in cleaned:
+            cleaned["size_classes_mm"] = tuple(cleaned["size_classes_mm"])
+        return cls(**cleaned)

@@ -69,8 +69,13 @@ def test_rescale_non_integral_gives_float32(write_dicom: Writer) -> None:
 
 def test_monochrome1_with_rescale_reflected_within_output_range(write_dicom: Writer) -> None:
     path = write_dicom(
-        BASE, BitsStored=12, HighBit=11, RescaleSlope=2, RescaleIntercept=-1000,
-        PhotometricInterpretation="MONOCHROME1", PixelSpacing=[1, 1],
+        BASE,
+        BitsStored=12,
+        HighBit=11,
+        RescaleSlope=2,
+        RescaleIntercept=-1000,
+        PhotometricInterpretation="MONOCHROME1",
+        PixelSpacing=[1, 1],
     )
     radiograph = load_radiograph(path)
     # value = 2v - 1000 in [-1000, 7190]; new = -1000 + 7190 - value, then + 1000
@@ -103,16 +108,22 @@ def test_bits_stored_masks_garbage_high_bits(write_dicom: Writer) -> None:
 
 
 def test_calibrated_pixel_spacing_wins(write_dicom: Writer) -> None:
-    path = write_dicom(BASE, PixelSpacing=[0.1, 0.1], ImagerPixelSpacing=[0.2, 0.2],
-                       PixelSpacingCalibrationType="GEOMETRY", EstimatedRadiographicMagnificationFactor=1.2)
+    path = write_dicom(
+        BASE,
+        PixelSpacing=[0.1, 0.1],
+        ImagerPixelSpacing=[0.2, 0.2],
+        PixelSpacingCalibrationType="GEOMETRY",
+        EstimatedRadiographicMagnificationFactor=1.2,
+    )
     radiograph = load_radiograph(path)
     assert radiograph.spacing_source == "calibrated_pixel_spacing"
     assert radiograph.spacing_mm == pytest.approx((0.1, 0.1))
 
 
 def test_magnification_factor_divides_imager_spacing(write_dicom: Writer) -> None:
-    path = write_dicom(BASE, PixelSpacing=[0.2, 0.15], ImagerPixelSpacing=[0.2, 0.15],
-                       EstimatedRadiographicMagnificationFactor=1.25)
+    path = write_dicom(
+        BASE, PixelSpacing=[0.2, 0.15], ImagerPixelSpacing=[0.2, 0.15], EstimatedRadiographicMagnificationFactor=1.25
+    )
     radiograph = load_radiograph(path)
     assert radiograph.spacing_source == "imager_pixel_spacing_magnification_corrected"
     assert radiograph.spacing_mm == pytest.approx((0.16, 0.12))
@@ -182,15 +193,16 @@ def test_text_pixel_spacing_counts_as_missing(write_dicom: Writer) -> None:
 
 
 def test_calibration_type_without_valid_pixel_spacing_falls_through(write_dicom: Writer) -> None:
-    path = write_dicom(BASE, PixelSpacing="0\\0", PixelSpacingCalibrationType="GEOMETRY",
-                       ImagerPixelSpacing=[0.2, 0.2])
+    path = write_dicom(BASE, PixelSpacing="0\\0", PixelSpacingCalibrationType="GEOMETRY", ImagerPixelSpacing=[0.2, 0.2])
     with pytest.warns(CalibrationWarning):
         radiograph = load_radiograph(path)
     assert radiograph.spacing_source == "imager_pixel_spacing"
 
 
-@pytest.mark.parametrize(("given", "expected"), [(0.15, (0.15, 0.15)), ((0.1, 0.2), (0.1, 0.2)),
-                                                 (np.float32(0.5), (0.5, 0.5)), (1, (1.0, 1.0))])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(0.15, (0.15, 0.15)), ((0.1, 0.2), (0.1, 0.2)), (np.float32(0.5), (0.5, 0.5)), (1, (1.0, 1.0))],
+)
 def test_user_spacing_overrides_everything(write_dicom: Writer, given: object, expected: tuple) -> None:
     path = write_dicom(BASE, PixelSpacing=[0.3, 0.3], PixelSpacingCalibrationType="GEOMETRY")
     radiograph = load_radiograph(path, spacing=given)
@@ -208,8 +220,10 @@ def test_user_spacing_silences_missing_calibration_warning(write_dicom: Writer) 
     assert radiograph.warnings == []
 
 
-@pytest.mark.parametrize("bad", [0, -0.1, float("nan"), float("inf"), "0.2", (0.1,), (0.1, 0.2, 0.3), (0.1, -1),
-                                 (0.1, "x"), True, [0.1, None]])
+@pytest.mark.parametrize(
+    "bad",
+    [0, -0.1, float("nan"), float("inf"), "0.2", (0.1,), (0.1, 0.2, 0.3), (0.1, -1), (0.1, "x"), True, [0.1, None]],
+)
 def test_invalid_user_spacing_is_parameter_error(write_dicom: Writer, bad: object) -> None:
     path = write_dicom(BASE)
     with pytest.raises(ParameterError):
@@ -283,9 +297,17 @@ def test_rgb_dicom_converted_to_grey(tmp_path: Path, make_dataset: Builder) -> N
     rgb = np.zeros((2, 2, 3), np.uint8)
     rgb[0, 0] = (255, 0, 0)
     rgb[1, 1] = (90, 90, 90)
-    ds = make_dataset(np.zeros((2, 2), np.uint16), SamplesPerPixel=3, PhotometricInterpretation="RGB",
-                       PlanarConfiguration=0, BitsAllocated=8, BitsStored=8, HighBit=7, PixelData=rgb.tobytes(),
-                       PixelSpacing=[1, 1])
+    ds = make_dataset(
+        np.zeros((2, 2), np.uint16),
+        SamplesPerPixel=3,
+        PhotometricInterpretation="RGB",
+        PlanarConfiguration=0,
+        BitsAllocated=8,
+        BitsStored=8,
+        HighBit=7,
+        PixelData=rgb.tobytes(),
+        PixelSpacing=[1, 1],
+    )
     path = tmp_path / "rgb.dcm"
     ds.save_as(path, enforce_file_format=True)
     with pytest.warns(InputWarning, match="grey"):

@@ -203,8 +203,9 @@ def validate_user_spacing(spacing: object) -> tuple[float, float] | None:
         raise ParameterError(f"spacing must be a positive number of mm or a (row, col) pair, got {spacing!r}")
     pair = []
     for value in values:
-        if isinstance(value, (str, bytes, bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
-                                                                                     np.floating)):
+        if isinstance(value, (str, bytes, bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)
+        ):
             raise ParameterError(f"spacing values must be numbers, got {value!r}")
         number = float(value)
         if not math.isfinite(number) or number <= 0:
@@ -253,9 +254,7 @@ def is_screen_default(pixels_per_mm: float) -> bool:
     return any(abs(dpi - default) <= 0.005 * default for default in SCREEN_DEFAULT_DPI)
 
 
-def spacing_from_resolution(
-    row_res: float, col_res: float, mm_per_unit: float, what: str
-) -> SpacingChoice:
+def spacing_from_resolution(row_res: float, col_res: float, mm_per_unit: float, what: str) -> SpacingChoice:
     """Turn a file's resolution (pixels per unit) into a spacing, ignoring screen defaults and bad values.
 
     Parameters
@@ -326,8 +325,9 @@ def to_grey(arr: np.ndarray, order: str) -> tuple[np.ndarray, list[Note]]:
     if channels in (2, 4):
         notes.append(Note("alpha channel ignored"))
     colour = arr[..., : 1 if channels <= 2 else 3]
-    if colour.shape[2] == 1 or (np.array_equal(colour[..., 0], colour[..., 1])
-                                and np.array_equal(colour[..., 0], colour[..., 2])):
+    if colour.shape[2] == 1 or (
+        np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2])
+    ):
         return np.ascontiguousarray(colour[..., 0]), notes
     if colour.dtype not in (np.uint8, np.uint16, np.float32):
         colour = colour.astype(np.float32)

@@ -64,8 +64,18 @@ _IMAGEJ_UNIT_MM = {
     "\\u00b5m": 0.001,
     "m": 1000.0,
 }
-_TIFF_ERRORS = (tifffile.TiffFileError, ValueError, KeyError, IndexError, TypeError, struct.error, EOFError,
-                NotImplementedError, RuntimeError, MemoryError)
+_TIFF_ERRORS = (
+    tifffile.TiffFileError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    struct.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    MemoryError,
+)
 
 
 def png_header(data: bytes) -> tuple[int, int, int, int, tuple[int, int, int] | None]:
@@ -214,8 +224,9 @@ def read_jpeg(data: bytes, path: str, max_pixels: int) -> Decoded:
     arr = _cv2_decode(data, path, "JPEG")
     spacing = no_spacing()
     if density is not None and density[0] in (1, 2):
-        spacing = spacing_from_resolution(float(density[2]), float(density[1]), 25.4 if density[0] == 1 else 10.0,
-                                          "JFIF density")
+        spacing = spacing_from_resolution(
+            float(density[2]), float(density[1]), 25.4 if density[0] == 1 else 10.0, "JFIF density"
+        )
     meta = empty_metadata("jpeg")
     meta["photometric"] = _JPEG_COMPONENTS.get(components)
     return _finish(arr, "bgr", path, meta, spacing, [], bits_hint=None)

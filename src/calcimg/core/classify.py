@@ -1,0 +1,117 @@
+"""The accept/reject decision for each candidate object, with the reason, as CellProfiler records it.
+
+Every candidate keeps one decision: ``accepted`` or the first reason (in the order of :data:`REJECTION_REASONS`)
+that applies. The rules are vectorised over all candidates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Reasons a candidate is rejected, in the order they are tested; each has a colour in the overlays.
+REJECTION_REASONS = (
+    "outside_field",  # centred outside the field of view (collimation, shutter, its margin)
+    "outside_body",  # on air: calcinosis lies in tissue
+    "excluded_region",  # inside a user's exclude mask or outside the include mask
+    "marker",  # brighter than any tissue: lead marker or its letter
+    "too_small",  # below min_area_mm2
+    "too_large",  # above max_area_mm2
+    "ridge",  # long and thin: cortical edge, skin fold, processing halo
+    "low_contrast",  # barely above the local background: noise or texture
+    "faint",  # too little excess density for calcium (a fraction of the bone-to-tissue range)
+)
+
+ACCEPTED = "accepted"
+
+
+def decide(
+    *,
+    outside_field: np.ndarray,
+    outside_body: np.ndarray,
+    excluded: np.ndarray,
+    marker: np.ndarray,
+    area: np.ndarray,
+    min_area: float,
+    max_area: float,
+    width: np.ndarray,
+    ridge_max_width: float,
+    ridge_elongation: float,
+    on_bone_edge: np.ndarray,
+    contrast_k: np.ndarray,
+    min_contrast_k: float,
+    relative_excess: np.ndarray,
+    min_relative_excess: float,
+) -> np.ndarray:
+    """Decide every candidate at once.
+
+    Parameters
+    ----------
+    outside_field, outside_body, excluded, marker : numpy.ndarray of bool
+        Per-candidate facts found by the caller.
+    area : numpy.ndarray
+        Candidate areas (same unit as ``min_area`` / ``max_area``).
+    min_area, max_area : float
+        Accepted area range.
+    width : numpy.ndarray
+        Largest inscribed-disk diameter (same unit as ``ridge_max_width``).
+    ridge_max_width, ridge_elongation : float
+        A candidate no wider than ``ridge_max_width`` with ``area / width**2`` above ``ridge_elongation`` (its
+        length over its width) is a ridge when it lies along a bone outline ...
+    on_bone_edge : numpy.ndarray of bool
+        ... as told by this: cortical edges run along bone outlines, calcified sheets run in soft tissue.
+    contrast_k : numpy.ndarray
+        Mean excess over the background in noise standard deviations.
+    min_contrast_k : float
+        Smallest accepted ``contrast_k``.
+    relative_excess : numpy.ndarray
+        Mean excess over the background as a fraction of the image's tissue range.
+    min_relative_excess : float
+        Smallest accepted ``relative_excess``.
+
+    Returns
+    -------
+    numpy.ndarray of str
+        ``"accepted"`` or the first rejection reason, per candidate.
+
+    Examples
+    --------
+    >>> decide(outside_field=np.array([False, False]), outside_body=np.array([False, False]),
+    ...        excluded=np.array([False, False]),
+    ...        marker=np.array([False, False]), area=np.array([10.0, 40.0]), min_area=1, max_area=100,
+    ...        width=np.array([3.0, 2.0]), ridge_max_width=2.5, ridge_elongation=4, on_bone_edge=np.array([1, 1]),
+    ...        contrast_k=np.array([8.0, 8.0]), min_contrast_k=3, relative_excess=np.array([0.2, 0.2]),
+    ...        min_relative_excess=0.03).tolist()
+    ['accepted', 'ridge']
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elongation = np.where(width > 0, area / np.maximum(width, 1e-9) ** 2, np.inf)
+    tests = {
+        "outside_field": outside_field,
+        "outside_body": outside_body,
+        "excluded_region": excluded,
+        "marker": marker,
+        "too_small": area < min_area,
+        "too_large": area > max_area,
+        "ridge": (width <= ridge_max_width) & (elongation > ridge_elongation) & np.asarray(on_bone_edge, bool),
+        "low_contrast": contrast_k < min_contrast_k,
+        "faint": relative_excess < min_relative_excess,
+    }
+    decision = np.full(len(area), ACCEPTED, dtype=object)
+    undecided = np.ones(len(area), bool)
+    for reason in REJECTION_REASONS:
+        hit = undecided & np.asarray(tests[reason], bool)
+        decision[hit] = reason
+        undecided &= ~hit
+    return decision.astype(str) if len(area) else np.zeros(0, dtype=str)
+
+
+def size_class(diameter: np.ndarray, limits: tuple[float, ...]) -> np.ndarray:
+    """Name the size class of each equivalent diameter.
+
+    Examples
+    --------
+    >>> size_class(np.array([0.5, 2.0, 5.0, 12.0, 30.0]), (1.0, 3.0, 8.0, 20.0)).tolist()
+    ['punctate', 'small', 'medium', 'large', 'mass']
+    """
+    names = np.array(["punctate", "small", "medium", "large", "mass"][: len(limits) + 1])
+    return names[np.searchsorted(np.asarray(limits), diameter, side="right")]

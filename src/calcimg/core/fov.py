@@ -1,0 +1,178 @@
+"""The field of view: where on the film anatomy was exposed and measurable.
+
+Excluded are flat regions (software shutters and saturated areas, which carry no noise) and collimation bands
+(unexposed strips along the image edges, brighter than any tissue). Lead markers are left to the candidate
+classification, since they are small bright objects like the lesions themselves.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class FieldOfView:
+    """The field-of-view mask and how it was found.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray
+        True where the image is usable.
+    flat_fraction : float
+        Fraction of the image excluded as flat (no noise: shutter or saturation).
+    bands : dict
+        Depth in pixels of the collimation band found on each side (``top``, ``bottom``, ``left``, ``right``).
+    """
+
+    mask: np.ndarray
+    flat_fraction: float
+    bands: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (without the mask)."""
+        return {
+            "fraction_inside": round(float(self.mask.mean()), 6),
+            "flat_fraction": round(self.flat_fraction, 6),
+            "collimation_bands_px": dict(self.bands),
+        }
+
+
+def flat_regions(image: np.ndarray, min_area: int) -> np.ndarray:
+    """Regions with no noise at all: every pixel equals its 3x3 neighbours, in components of ``min_area`` or more.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> img = rng.integers(100, 200, (20, 20)).astype(np.uint16); img[:, :6] = 0
+    >>> flat = flat_regions(img, min_area=10)
+    >>> bool(flat[:, :5].all()), bool(flat[:, 7:].any())
+    (True, False)
+    """
+    kernel = np.ones((3, 3), np.uint8)
+    flat = (cv2.erode(image, kernel) == cv2.dilate(image, kernel)).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=8, ltype=cv2.CV_32S)
+    big = stats[:, cv2.CC_STAT_AREA] >= min_area
+    big[0] = False
+    grown = big[labels]
+    # Flat pixels next to a flat region but on its blurred edge are part of the shutter too.
+    return cv2.dilate(grown.view(np.uint8), kernel).astype(bool)
+
+
+def collimation_bands(image: np.ndarray, usable: np.ndarray, max_depth_fraction: float = 0.35) -> dict[str, int]:
+    """Depth of the bright, unexposed band along each image edge.
+
+    A row (or column) belongs to a band when even its darker pixels (10th percentile of the usable ones) are as
+    bright as the brightest tissue: no row through anatomy is uniformly that bright. Bands must start at the edge.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image, bright = dense.
+    usable : numpy.ndarray
+        Pixels to consider (flat regions already excluded).
+    max_depth_fraction : float
+        A band is at most this fraction of the image deep.
+
+    Returns
+    -------
+    dict of str to int
+        Band depth in pixels for each side that has one.
+    """
+    step = max(1, min(image.shape) // 512)
+    small = image[::step, ::step].astype(np.float32)
+    small_usable = usable[::step, ::step]
+    values = small[small_usable]
+    if values.size < 100:
+        return {}
+    low, high = np.percentile(values, [50.0, 99.5])
+    bright = low + 0.8 * (high - low)
+    masked = np.where(small_usable, small, np.nan)
+    bands: dict[str, int] = {}
+    profiles = {
+        "top": masked,
+        "bottom": masked[::-1],
+        "left": masked.T,
+        "right": masked.T[::-1],
+    }
+    for side, rows in profiles.items():
+        depth_limit = int(len(rows) * max_depth_fraction)
+        with warnings.catch_warnings():  # rows with no usable pixel give NaN, handled below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            row_low = np.nanpercentile(rows[:depth_limit], 10.0, axis=1)
+        in_band = np.nan_to_num(row_low, nan=bright) >= bright
+        depth = int(np.argmin(in_band)) if not in_band.all() else depth_limit
+        if depth > 0 and not np.isnan(row_low[:depth]).all():
+            bands[side] = depth * step
+    return bands
+
+
+def field_of_view(image: np.ndarray, margin_px: int = 0) -> FieldOfView:
+    """Find the usable field of view of a radiograph.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D integer image, bright = dense.
+    margin_px : int
+        Shrink the field by this many pixels (edges of shutters and bands are blurred).
+
+    Returns
+    -------
+    FieldOfView
+    """
+    rows, cols = image.shape
+    flat = flat_regions(image, min_area=max(64, rows * cols // 2000))
+    usable = ~flat
+    bands = collimation_bands(image, usable)
+    mask = usable.copy()
+    depth = {side: bands.get(side, 0) for side in ("top", "bottom", "left", "right")}
+    mask[: depth["top"], :] = False
+    mask[rows - depth["bottom"] :, :] = False
+    mask[:, : depth["left"]] = False
+    mask[:, cols - depth["right"] :] = False
+    if margin_px > 0:
+        size = 2 * margin_px + 1
+        mask = cv2.erode(mask.view(np.uint8), np.ones((size, size), np.uint8), borderValue=0).astype(bool)
+    return FieldOfView(mask=mask, flat_fraction=float(flat.mean()), bands=bands)
+
+
+def marker_zone(image: np.ndarray, level: float, min_area_px: int, margin_px: int) -> np.ndarray:
+    """Where lead markers (and the plate around them) are: very bright regions grown by a margin.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image, bright = dense.
+    level : float
+        Pixels at or above this are lead (brighter than any tissue).
+    min_area_px : int
+        Smallest marker region (single hot pixels are not markers).
+    margin_px : int
+        Growth of each region, to cover its blurred edge and the marker plate.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask of the marker zones.
+
+    Examples
+    --------
+    >>> img = np.zeros((40, 40), np.uint16); img[10:20, 10:14] = 1000; img[30, 30] = 1000
+    >>> zone = marker_zone(img, 900, min_area_px=10, margin_px=2)
+    >>> bool(zone[9, 9]), bool(zone[30, 30])
+    (True, False)
+    """
+    bright = (image >= level).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8, ltype=cv2.CV_32S)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area_px
+    keep[0] = False
+    zone = keep[labels].astype(np.uint8)
+    if margin_px > 0 and zone.any():
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin_px + 1, 2 * margin_px + 1))
+        zone = cv2.dilate(zone, kernel)
+    return zone.astype(bool)

@@ -1,0 +1,393 @@
+"""The one place that knows the order of the steps: ``segment_image`` (and later ``compare_pair``).
+
+Steps of :func:`segment_image`:
+
+1. read the radiograph (if a path was given) and take its pixels as an integer working image, bright = dense;
+2. find the field of view (:mod:`calcimg.core.fov`);
+3. estimate the local background as the maximum of grey openings by lines of ``background_line_mm`` in every
+   direction and take the response: what rises above it (:mod:`calcimg.core.morphology`);
+4. learn the response's noise as a function of the background level and threshold with hysteresis: seeds above
+   ``seed_k`` noise standard deviations, extent above ``grow_k`` (:mod:`calcimg.core.threshold`);
+5. label the candidates (8-connected), measure them and decide each one (:mod:`calcimg.core.measure`,
+   :mod:`calcimg.core.classify`);
+6. fill the holes of the accepted lesions and measure them in mm and mm^2.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from calcimg import __version__
+from calcimg.core import anatomy, classify, measure, morphology, threshold
+from calcimg.core import fov as fov_module
+from calcimg.core.fov import FieldOfView, field_of_view
+from calcimg.errors import ParameterError
+from calcimg.io import load_radiograph
+from calcimg.model import Params, Radiograph
+
+#: Spacing used to turn the mm of Params into pixels on an uncalibrated image (a typical CR/DX pixel). The
+#: measurements of such an image stay in pixels; this only sizes the filters.
+NOMINAL_SPACING_MM = 0.15
+
+
+@dataclass
+class SegmentResult:
+    """What :func:`segment_image` found on one radiograph.
+
+    Attributes
+    ----------
+    radiograph : Radiograph
+        The input.
+    labels : numpy.ndarray
+        int32, the input's shape: 0 background, accepted lesions 1..N (raster order of their first pixel).
+    lesions : pandas.DataFrame
+        One row per accepted lesion (``lesion_id`` = its label).
+    rejected : pandas.DataFrame
+        One row per rejected candidate with its ``reason`` and the same measurements.
+    candidates : numpy.ndarray
+        int32 label image of every candidate (accepted or not), ``candidate_id`` in the tables.
+    candidate_table : pandas.DataFrame
+        Every candidate with its measurements and decision (``reason`` is ``"accepted"`` or why not).
+    fov : FieldOfView
+        The field of view.
+    summary : dict
+        JSON-safe per-image record: counts, areas, burden, thresholds, noise, spacing and its source, Params,
+        version, input identity.
+    """
+
+    radiograph: Radiograph
+    labels: np.ndarray
+    lesions: pd.DataFrame
+    rejected: pd.DataFrame
+    candidates: np.ndarray
+    candidate_table: pd.DataFrame
+    fov: FieldOfView
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def read_params(path: str | PathLike[str]) -> Params:
+    """Read Params from a JSON file written by ``calcimg params`` (missing keys take their defaults).
+
+    Raises
+    ------
+    ParameterError
+        When the file cannot be read, is not JSON, or holds an unknown or invalid parameter.
+    """
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+        if not isinstance(values, dict):
+            raise ValueError("expected a JSON object")
+        return Params.from_dict(values)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ParameterError(f"{path}: invalid Params file ({exc})") from exc
+
+
+def working_image(pixels: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Integer working image (uint16) of a radiograph's pixels, and how it was made.
+
+    uint16 is kept as is; uint8 is scaled by 257 to span the same range; float images are mapped linearly from
+    their finite minimum and maximum onto 0..65535.
+    """
+    if pixels.dtype == np.uint16:
+        return pixels, {"conversion": "none"}
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.uint16) * np.uint16(257), {"conversion": "uint8 x 257"}
+    values = pixels.astype(np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return np.zeros(pixels.shape, np.uint16), {"conversion": "no finite values"}
+    low, high = float(values[finite].min()), float(values[finite].max())
+    scale = 65535.0 / (high - low) if high > low else 0.0
+    scaled = np.where(finite, (values - low) * scale, 0.0)
+    return np.round(scaled).astype(np.uint16), {"conversion": "linear", "offset": low, "scale": scale}
+
+
+def _pixels_per_mm(radiograph: Radiograph) -> float:
+    spacing = radiograph.spacing_mm
+    if spacing is None:
+        return 1.0 / NOMINAL_SPACING_MM
+    return 2.0 / (spacing[0] + spacing[1])
+
+
+def _region_mask(region: np.ndarray | None, shape: tuple[int, int], name: str) -> np.ndarray | None:
+    if region is None:
+        return None
+    region = np.asarray(region)
+    if region.shape != shape:
+        raise ParameterError(f"{name} mask has shape {region.shape}, the image {shape}")
+    return region != 0
+
+
+def segment_image(
+    source: str | PathLike[str] | Radiograph,
+    params: Params | None = None,
+    spacing: float | tuple[float, float] | None = None,
+    include: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+) -> SegmentResult:
+    """Find and measure every calcinosis lesion on a radiograph.
+
+    Parameters
+    ----------
+    source : str, PathLike or Radiograph
+        A file (read with :func:`calcimg.load_radiograph`) or a Radiograph.
+    params : Params, optional
+        Defaults to ``Params()``.
+    spacing : float or (float, float), optional
+        Pixel spacing in mm overriding the file's.
+    include, exclude : numpy.ndarray, optional
+        Masks (or label images) of the image's shape: only candidates centred inside ``include`` and outside
+        ``exclude`` are accepted.
+
+    Returns
+    -------
+    SegmentResult
+    """
+    params = params or Params()
+    if isinstance(source, Radiograph):
+        radiograph = source
+        if spacing is not None:
+            from calcimg.io._common import validate_user_spacing
+
+            radiograph = _with_spacing(radiograph, validate_user_spacing(spacing))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reader's warnings are kept on the Radiograph and reported
+            radiograph = load_radiograph(source, spacing=spacing)
+    include_mask = _region_mask(include, radiograph.shape, "include")
+    exclude_mask = _region_mask(exclude, radiograph.shape, "exclude")
+
+    image, conversion = working_image(radiograph.pixels)
+    px_per_mm = _pixels_per_mm(radiograph)
+    fov = field_of_view(image)
+    line_px = params.background_line_mm * px_per_mm
+    smooth_px = params.smoothing_mm * px_per_mm
+    smoothed = cv2.GaussianBlur(image, (0, 0), smooth_px) if smooth_px >= 0.3 else image
+    background = morphology.line_opening_max(smoothed, line_px, params.n_orientations)
+    response = cv2.subtract(smoothed, background)
+    noise = threshold.estimate_noise(response, background, fov.mask, params.noise_quantile)
+    level_scale = threshold.threshold_image(noise, background, 1.0)
+    window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
+    scale = threshold.local_noise_scale(response, level_scale, window_px)
+    seeds = response > params.seed_k * scale
+    extent = response > params.grow_k * scale
+    candidates_mask = morphology.hysteresis(extent & fov.mask, seeds & fov.mask)
+
+    bone = anatomy.bone_mask(background, fov.mask, px_per_mm)
+    bone_edge = _edge_zone(bone, params.ridge_max_width_mm * px_per_mm)
+
+    candidates, n = measure.label_objects(candidates_mask)
+    table = _measure_candidates(image, response, background, scale, candidates, n)
+    table["bone_overlap"] = measure.object_means(candidates, n, bone)
+    table["bone_edge_fraction"] = measure.object_means(candidates, n, bone_edge)
+    levels = _tissue_levels(background, fov.mask)
+    levels["saturation"] = _saturation_level(image)
+    marker_level = min(levels["bright"] + params.marker_factor * levels["range"], levels["saturation"])
+    markers = fov_module.marker_zone(
+        image,
+        marker_level,
+        min_area_px=int(5 * px_per_mm**2),
+        margin_px=int(round(params.marker_margin_mm * px_per_mm)),
+    )
+    table["marker_fraction"] = measure.object_means(candidates, n, markers)
+    margin_fov = _shrink(fov.mask, params.fov_margin_mm * px_per_mm)
+    table["reason"] = _decide(table, params, px_per_mm, radiograph, margin_fov, include_mask, exclude_mask, levels)
+
+    accepted = table["reason"].to_numpy() == classify.ACCEPTED
+    keep = np.concatenate([[False], accepted])
+    lesion_mask = keep[candidates]
+    if params.fill_holes:
+        lesion_mask = morphology.fill_holes(lesion_mask)
+    labels, n_lesions = measure.label_objects(lesion_mask)
+    lesions = _measure_candidates(image, response, background, scale, labels, n_lesions)
+    lesions["bone_overlap"] = measure.object_means(labels, n_lesions, bone)
+    lesions = _finish_lesion_table(lesions, labels, n_lesions, params, levels, radiograph)
+    rejected = table.loc[~accepted].reset_index(drop=True)
+    summary = _summary(radiograph, params, lesions, rejected, fov, noise, levels, conversion, line_px)
+    return SegmentResult(radiograph, labels, lesions, rejected, candidates, table, fov, summary)
+
+
+def _with_spacing(radiograph: Radiograph, spacing_mm: tuple[float, float]) -> Radiograph:
+    from dataclasses import replace
+
+    return replace(radiograph, spacing_mm=spacing_mm, spacing_source="user")
+
+
+def _shrink(mask: np.ndarray, margin_px: float) -> np.ndarray:
+    import cv2
+
+    margin = int(round(margin_px))
+    if margin < 1:
+        return mask
+    kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+    return cv2.erode(mask.view(np.uint8), kernel, borderValue=0).astype(bool)
+
+
+def _edge_zone(mask: np.ndarray, half_width_px: float) -> np.ndarray:
+    """Pixels within ``half_width_px`` of the outline of ``mask`` (on either side)."""
+    radius = max(1, int(round(half_width_px)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_GRADIENT, kernel) > 0
+
+
+def _saturation_level(image: np.ndarray, min_pixels: int = 50) -> float:
+    """The image's maximum when at least ``min_pixels`` pixels sit on it (a saturated plateau), else infinity."""
+    top = int(image.max())
+    return float(top) if int(np.count_nonzero(image == top)) >= min_pixels else float("inf")
+
+
+def _tissue_levels(background: np.ndarray, fov_mask: np.ndarray) -> dict[str, float]:
+    """Background levels of the field of view: air (1st percentile), dark (10th: air or thin soft tissue),
+    bright (99.5th: dense bone), and the tissue range bright - dark."""
+    sample = background[::2, ::2][fov_mask[::2, ::2]]
+    if sample.size == 0:
+        sample = background.ravel()
+    air, dark, bright = np.percentile(sample, [1.0, 10.0, 99.5])
+    return {"air": float(air), "dark": float(dark), "bright": float(bright), "range": float(max(bright - dark, 1.0))}
+
+
+def _measure_candidates(
+    image: np.ndarray,
+    response: np.ndarray,
+    background: np.ndarray,
+    scale: np.ndarray,
+    labels: np.ndarray,
+    n: int,
+) -> pd.DataFrame:
+    moments = measure.object_moments(labels, n)
+    table = pd.DataFrame(moments)
+    table.insert(0, "candidate_id", np.arange(1, n + 1, dtype=np.int64))
+    table["width_px"] = measure.object_widths(labels, n)
+    table["mean_intensity"] = measure.object_means(labels, n, image)
+    table["max_intensity"] = measure.object_maxima(labels, n, image)
+    table["mean_excess"] = measure.object_means(labels, n, response)
+    table["background_level"] = measure.object_means(labels, n, background)
+    table["noise_scale"] = measure.object_means(labels, n, scale)
+    table["contrast_k"] = table["mean_excess"] / np.maximum(table["noise_scale"], 1e-6)
+    return table
+
+
+def _decide(
+    table: pd.DataFrame,
+    params: Params,
+    px_per_mm: float,
+    radiograph: Radiograph,
+    margin_fov: np.ndarray,
+    include: np.ndarray | None,
+    exclude: np.ndarray | None,
+    levels: dict[str, float],
+) -> np.ndarray:
+    rows = np.clip(np.round(table["centroid_row"].to_numpy()).astype(int), 0, radiograph.shape[0] - 1)
+    cols = np.clip(np.round(table["centroid_col"].to_numpy()).astype(int), 0, radiograph.shape[1] - 1)
+    excluded = np.zeros(len(table), bool)
+    if include is not None:
+        excluded |= ~include[rows, cols]
+    if exclude is not None:
+        excluded |= exclude[rows, cols]
+    area_unit = px_per_mm**2
+    air_level = levels["air"] + params.min_tissue_fraction * levels["range"]
+    return classify.decide(
+        outside_field=~margin_fov[rows, cols],
+        outside_body=table["background_level"].to_numpy() < air_level,
+        excluded=excluded,
+        marker=table["marker_fraction"].to_numpy() >= 0.3,
+        area=table["area_px"].to_numpy() / area_unit,
+        min_area=params.min_area_mm2,
+        max_area=params.max_area_mm2,
+        width=table["width_px"].to_numpy() / px_per_mm,
+        ridge_max_width=params.ridge_max_width_mm,
+        ridge_elongation=params.ridge_elongation,
+        on_bone_edge=table["bone_edge_fraction"].to_numpy() >= 0.5,
+        contrast_k=table["contrast_k"].to_numpy(),
+        min_contrast_k=params.min_contrast_k,
+        relative_excess=table["mean_excess"].to_numpy() / levels["range"],
+        min_relative_excess=params.min_relative_excess,
+    )
+
+
+def _finish_lesion_table(
+    table: pd.DataFrame,
+    labels: np.ndarray,
+    n: int,
+    params: Params,
+    levels: dict[str, float],
+    radiograph: Radiograph,
+) -> pd.DataFrame:
+    table = table.rename(columns={"candidate_id": "lesion_id"})
+    spacing = radiograph.spacing_mm
+    if spacing is None:
+        row_mm = col_mm = float("nan")
+    else:
+        row_mm, col_mm = float(spacing[0]), float(spacing[1])
+    mean_mm = (row_mm + col_mm) / 2
+    table["area_mm2"] = table["area_px"] * row_mm * col_mm
+    table["centroid_row_mm"] = table["centroid_row"] * row_mm
+    table["centroid_col_mm"] = table["centroid_col"] * col_mm
+    for name in ("major_axis", "minor_axis", "width"):
+        table[f"{name}_mm"] = table[f"{name}_px"] * mean_mm
+    diameter_px = np.sqrt(4 * table["area_px"].to_numpy() / np.pi)
+    table["equivalent_diameter_px"] = diameter_px
+    table["equivalent_diameter_mm"] = diameter_px * mean_mm
+    table["solidity"] = measure.object_solidity(labels, n, {k: table[k].to_numpy() for k in _BBOX})
+    table["relative_excess"] = table["mean_excess"] / levels["range"]
+    area = table["area_mm2"] if spacing is not None else table["area_px"]
+    table["burden"] = area * table["relative_excess"]
+    diameter_for_class = table["equivalent_diameter_mm"] if spacing is not None else diameter_px * NOMINAL_SPACING_MM
+    table["size_class"] = classify.size_class(diameter_for_class.to_numpy(), params.size_classes_mm)
+    return table
+
+
+_BBOX = ("bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1")
+
+
+def _summary(
+    radiograph: Radiograph,
+    params: Params,
+    lesions: pd.DataFrame,
+    rejected: pd.DataFrame,
+    fov: FieldOfView,
+    noise: threshold.NoiseModel,
+    levels: dict[str, float],
+    conversion: dict[str, Any],
+    line_px: float,
+) -> dict[str, Any]:
+    calibrated = radiograph.spacing_mm is not None
+    pixel_area = radiograph.pixel_area_mm2
+    fov_px = int(fov.mask.sum())
+    reasons = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
+    return {
+        "calcimg_version": __version__,
+        "input": radiograph.identity(),
+        "units": "mm" if calibrated else "px",
+        "spacing_mm": None if not calibrated else [float(s) for s in radiograph.spacing_mm],
+        "spacing_source": radiograph.spacing_source,
+        "count": int(len(lesions)),
+        "total_area_px": int(lesions["area_px"].sum()) if len(lesions) else 0,
+        "total_area_mm2": float(lesions["area_mm2"].sum()) if calibrated else None,
+        "total_burden": float(lesions["burden"].sum()) if len(lesions) else 0.0,
+        "fov_area_px": fov_px,
+        "fov_area_mm2": fov_px * pixel_area if calibrated else None,
+        "rejected": {str(k): int(v) for k, v in reasons.items()},
+        "field_of_view": fov.to_dict(),
+        "noise": noise.to_dict(),
+        "thresholds": {
+            "background_line_px": float(line_px),
+            "seed_k": params.seed_k,
+            "grow_k": params.grow_k,
+            "tissue_levels": {k: (float(v) if np.isfinite(v) else None) for k, v in levels.items()},
+            "marker_level": min(levels["bright"] + params.marker_factor * levels["range"], levels["saturation"]),
+        },
+        "working_image": conversion,
+        "params": params.to_dict(),
+        "warnings": list(radiograph.warnings),
+    }

@@ -1,0 +1,1 @@
+"""Rendering results: tables, JSON, label TIFFs and overlay pictures."""

@@ -1,0 +1,112 @@
+"""Writing one image's segmentation: label TIFF, lesion table, summary JSON and overlay picture.
+
+Every file is written atomically (temporary name, then rename), so an interrupted run never leaves a half file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+import tifffile
+
+from calcimg._files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from calcimg.report.overlay import segmentation_overlay
+
+#: Columns of ``<stem>_lesions.csv``, in order (every one is documented in docs/measurements.md).
+LESION_COLUMNS = (
+    "lesion_id",
+    "area_px",
+    "area_mm2",
+    "centroid_row",
+    "centroid_col",
+    "centroid_row_mm",
+    "centroid_col_mm",
+    "bbox_row0",
+    "bbox_col0",
+    "bbox_row1",
+    "bbox_col1",
+    "equivalent_diameter_mm",
+    "major_axis_mm",
+    "minor_axis_mm",
+    "width_mm",
+    "orientation_deg",
+    "eccentricity",
+    "solidity",
+    "mean_intensity",
+    "max_intensity",
+    "background_level",
+    "mean_excess",
+    "relative_excess",
+    "contrast_k",
+    "burden",
+    "bone_overlap",
+    "size_class",
+)
+
+
+def label_tiff_bytes(labels: np.ndarray, description: dict[str, Any] | None = None) -> bytes:
+    """Encode a label image as a compressed TIFF (uint16, or uint32 beyond 65535 labels)."""
+    dtype = np.uint16 if int(labels.max(initial=0)) <= np.iinfo(np.uint16).max else np.uint32
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        labels.astype(dtype),
+        photometric="minisblack",
+        compression="zlib",
+        description=json.dumps(description) if description else None,
+        metadata=None,
+        software="calcimg",
+    )
+    return buffer.getvalue()
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    """Encode a BGR picture as PNG."""
+    ok, encoded = cv2.imencode(".png", picture)
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
+        raise ValueError("could not encode the overlay picture")
+    return encoded.tobytes()
+
+
+def lesion_csv(lesions: pd.DataFrame) -> str:
+    """The lesion table as CSV text with the documented columns in order."""
+    columns = [c for c in LESION_COLUMNS if c in lesions.columns]
+    return lesions.loc[:, columns].to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def write_segmentation(result: Any, out_dir: str | Path, stem: str) -> dict[str, Path]:
+    """Write ``<stem>_labels.tif``, ``<stem>_lesions.csv``, ``<stem>_summary.json`` and ``<stem>_overlay.png``.
+
+    Parameters
+    ----------
+    result : calcimg.pipeline.SegmentResult
+        What :func:`calcimg.segment_image` returned.
+    out_dir : str or Path
+        Output folder (created if needed).
+    stem : str
+        File-name stem.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Paths by kind: ``labels``, ``lesions``, ``summary``, ``overlay``.
+    """
+    out = Path(out_dir)
+    reasons = dict(zip(result.rejected["candidate_id"], result.rejected["reason"], strict=True))
+    overlay = segmentation_overlay(result.radiograph.pixels, result.labels, result.candidates, reasons, result.fov.mask)
+    summary = result.summary
+    return {
+        "labels": atomic_write_bytes(
+            out / f"{stem}_labels.tif",
+            label_tiff_bytes(result.labels, {"calcimg_version": summary["calcimg_version"], "input": summary["input"]}),
+        ),
+        "lesions": atomic_write_text(out / f"{stem}_lesions.csv", lesion_csv(result.lesions)),
+        "summary": atomic_write_json(out / f"{stem}_summary.json", summary),
+        "overlay": atomic_write_bytes(out / f"{stem}_overlay.png", png_bytes(overlay)),
+    }
