@@ -153,6 +153,8 @@ class Params:
     smoothing_mm : float
         Standard deviation of the Gaussian that smooths the image before detection (a matched filter for the
         smallest deposits; below 0.3 pixel no smoothing is done).
+    extent_smoothing_mm : float
+        Standard deviation of the lighter smoothing of the image on which each lesion's extent is grown.
     noise_quantile : float
         Quantile of the response, per background level, that measures what noise and texture alone reach.
     noise_window_mm : float
@@ -161,6 +163,8 @@ class Params:
         A lesion must rise above the local background by ``seed_k`` times the noise scale somewhere.
     grow_k : float
         Its extent is every connected pixel above ``grow_k`` times the noise scale (hysteresis).
+    edge_fraction : float
+        A lesion ends where its response falls below this fraction of its peak (the blurred skirt is not lesion).
     min_area_mm2, max_area_mm2 : float
         Accepted lesion area range.
     min_contrast_k : float
@@ -195,10 +199,12 @@ class Params:
     mass_line_mm: float = 45.0
     n_orientations: int = 12
     smoothing_mm: float = 0.3
+    extent_smoothing_mm: float = 0.1
     noise_quantile: float = 0.9
     noise_window_mm: float = 10.0
     seed_k: float = 10.0
-    grow_k: float = 4.0
+    grow_k: float = 2.0
+    edge_fraction: float = 0.1
     min_area_mm2: float = 0.1
     max_area_mm2: float = 2500.0
     min_contrast_k: float = 3.0

@@ -6,8 +6,9 @@ Steps of :func:`segment_image`:
 2. find the field of view (:mod:`calcimg.core.fov`);
 3. estimate the local background as the maximum of grey openings by lines of ``background_line_mm`` in every
    direction and take the response: what rises above it (:mod:`calcimg.core.morphology`);
-4. learn the response's noise as a function of the background level and threshold with hysteresis: seeds above
-   ``seed_k`` noise standard deviations, extent above ``grow_k`` (:mod:`calcimg.core.threshold`);
+4. learn the response's noise and texture scale locally and threshold with hysteresis: seeds where the smoothed
+   response exceeds ``seed_k`` scales, extent where the unsmoothed response exceeds ``grow_k`` scales
+   (:mod:`calcimg.core.threshold`);
 5. label the candidates (8-connected), measure them and decide each one (:mod:`calcimg.core.measure`,
    :mod:`calcimg.core.classify`);
 6. fill the holes of the accepted lesions and measure them in mm and mm^2.
@@ -176,12 +177,20 @@ def segment_image(
     background = morphology.line_opening_max(smoothed, line_px, params.n_orientations)
     response = cv2.subtract(smoothed, background)
     noise = threshold.estimate_noise(response, background, fov.mask, params.noise_quantile)
-    level_scale = threshold.threshold_image(noise, background, 1.0)
     window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
-    scale = threshold.local_noise_scale(response, level_scale, window_px)
+    scale = threshold.local_noise_scale(response, threshold.threshold_image(noise, background, 1.0), window_px)
     seeds = response > params.seed_k * scale
-    extent = response > params.grow_k * scale
+    # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
+    fine_px = params.extent_smoothing_mm * px_per_mm
+    fine = cv2.GaussianBlur(image, (0, 0), fine_px) if fine_px >= 0.3 else image
+    raw_response = cv2.subtract(fine, background)
+    raw_noise = threshold.estimate_noise(raw_response, background, fov.mask, params.noise_quantile)
+    raw_scale = threshold.local_noise_scale(
+        raw_response, threshold.threshold_image(raw_noise, background, 1.0), window_px
+    )
+    extent = raw_response > params.grow_k * raw_scale
     candidates_mask = morphology.hysteresis(extent & fov.mask, seeds & fov.mask)
+    candidates_mask = _trim_to_peak_fraction(candidates_mask, raw_response, params.edge_fraction)
 
     bone = anatomy.bone_mask(background, fov.mask, px_per_mm)
     bone_edge = _edge_zone(bone, params.ridge_max_width_mm * px_per_mm)
@@ -193,12 +202,15 @@ def segment_image(
     levels = _tissue_levels(background, fov.mask)
     levels["saturation"] = _saturation_level(image)
     marker_level = min(levels["bright"] + params.marker_factor * levels["range"], levels["saturation"])
-    markers = fov_module.marker_zone(
-        image,
-        marker_level,
-        min_area_px=int(5 * px_per_mm**2),
-        margin_px=int(round(params.marker_margin_mm * px_per_mm)),
-    )
+    if levels["range"] >= _MIN_CONTRAST_FOR_MARKERS * float(np.median(noise.scale)):
+        markers = fov_module.marker_zone(
+            image,
+            marker_level,
+            min_area_px=int(5 * px_per_mm**2),
+            margin_px=int(round(params.marker_margin_mm * px_per_mm)),
+        )
+    else:  # no tissue contrast to speak of (a test pattern, a blank film): nothing can be told to be lead
+        markers = np.zeros(image.shape, bool)
     table["marker_fraction"] = measure.object_means(candidates, n, markers)
     margin_fov = _shrink(fov.mask, params.fov_margin_mm * px_per_mm)
     table["reason"] = _decide(table, params, px_per_mm, radiograph, margin_fov, include_mask, exclude_mask, levels)
@@ -215,6 +227,19 @@ def segment_image(
     rejected = table.loc[~accepted].reset_index(drop=True)
     summary = _summary(radiograph, params, lesions, rejected, fov, noise, levels, conversion, line_px)
     return SegmentResult(radiograph, labels, lesions, rejected, candidates, table, fov, summary)
+
+
+def _trim_to_peak_fraction(mask: np.ndarray, response: np.ndarray, fraction: float) -> np.ndarray:
+    """Keep the pixels of each 8-connected region of ``mask`` whose response reaches ``fraction`` of its peak.
+
+    A lesion's edge is blurred by the detector; the noise-based threshold alone would take in its whole blurred
+    skirt. A fraction of the peak puts the edge near the outline for both sharp and tapering deposits.
+    """
+    if fraction <= 0:
+        return mask
+    labels, n = measure.label_objects(mask)
+    peaks = np.concatenate([[np.inf], measure.object_maxima(labels, n, response)])
+    return mask & (response >= fraction * peaks[labels])
 
 
 def _with_spacing(radiograph: Radiograph, spacing_mm: tuple[float, float]) -> Radiograph:
@@ -234,10 +259,14 @@ def _shrink(mask: np.ndarray, margin_px: float) -> np.ndarray:
 
 
 def _edge_zone(mask: np.ndarray, half_width_px: float) -> np.ndarray:
-    """Pixels within ``half_width_px`` of the outline of ``mask`` (on either side)."""
+    """Pixels within ``half_width_px`` (chessboard distance) of the outline of ``mask``, on either side."""
     radius = max(1, int(round(half_width_px)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
     return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_GRADIENT, kernel) > 0
+
+
+#: Marker zones are looked for only when the tissue range is at least this many noise scales.
+_MIN_CONTRAST_FOR_MARKERS = 20.0
 
 
 def _saturation_level(image: np.ndarray, min_pixels: int = 50) -> float:
@@ -342,8 +371,8 @@ def _finish_lesion_table(
     table["relative_excess"] = table["mean_excess"] / levels["range"]
     area = table["area_mm2"] if spacing is not None else table["area_px"]
     table["burden"] = area * table["relative_excess"]
-    diameter_for_class = table["equivalent_diameter_mm"] if spacing is not None else diameter_px * NOMINAL_SPACING_MM
-    table["size_class"] = classify.size_class(diameter_for_class.to_numpy(), params.size_classes_mm)
+    diameter_for_class = diameter_px * (mean_mm if spacing is not None else NOMINAL_SPACING_MM)
+    table["size_class"] = classify.size_class(np.asarray(diameter_for_class), params.size_classes_mm)
     return table
 
 

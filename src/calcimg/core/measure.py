@@ -42,24 +42,23 @@ def object_moments(labels: np.ndarray, n: int) -> dict[str, np.ndarray]:
         moments, as scikit-image defines them), ``orientation_deg`` (angle of the major axis from the row axis,
         counter-clockwise, in (-90, 90]), ``eccentricity``.
     """
-    flat = labels.ravel()
-    rows, cols = np.indices(labels.shape, dtype=np.float64)
-    rows, cols = rows.ravel(), cols.ravel()
-    inside = flat > 0
-    index, r, c = flat[inside], rows[inside], cols[inside]
+    r_idx, c_idx = np.nonzero(labels)
+    index = labels[r_idx, c_idx]
+    r, c = r_idx.astype(np.float64), c_idx.astype(np.float64)
     area = np.bincount(index, minlength=n + 1)[1:].astype(np.float64)
     safe = np.maximum(area, 1)
     mean_r = np.bincount(index, r, n + 1)[1:] / safe
     mean_c = np.bincount(index, c, n + 1)[1:] / safe
     dr, dc = r - mean_r[index - 1], c - mean_c[index - 1]
-    # Central moments with the 1/12 term of a unit pixel, as scikit-image's inertia tensor uses.
-    mu_rr = np.bincount(index, dr * dr, n + 1)[1:] / safe + 1 / 12
-    mu_cc = np.bincount(index, dc * dc, n + 1)[1:] / safe + 1 / 12
+    # Central moments of the pixel centres, as scikit-image's inertia tensor uses them.
+    mu_rr = np.bincount(index, dr * dr, n + 1)[1:] / safe
+    mu_cc = np.bincount(index, dc * dc, n + 1)[1:] / safe
     mu_rc = np.bincount(index, dr * dc, n + 1)[1:] / safe
     spread = np.sqrt(((mu_rr - mu_cc) / 2) ** 2 + mu_rc**2)
     eig_major = (mu_rr + mu_cc) / 2 + spread
     eig_minor = np.maximum((mu_rr + mu_cc) / 2 - spread, 0)
-    orientation = np.degrees(0.5 * np.arctan2(-2 * mu_rc, mu_cc - mu_rr))
+    # scikit-image: angle between the row axis and the major axis, counter-clockwise.
+    orientation = np.degrees(0.5 * np.arctan2(2 * mu_rc, mu_rr - mu_cc))
     orientation = np.where(orientation <= -90, orientation + 180, orientation) + 0.0  # no negative zero
     with np.errstate(invalid="ignore", divide="ignore"):
         eccentricity = np.where(eig_major > 0, np.sqrt(1 - eig_minor / eig_major), 0.0)
@@ -93,10 +92,11 @@ def object_means(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
 
 
 def object_maxima(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-    """Maximum of ``values`` over each object 1..n."""
-    if n == 0:
-        return np.zeros(0)
-    return np.asarray(ndi.maximum(values, labels, np.arange(1, n + 1)), dtype=np.float64)
+    """Maximum of ``values`` over each object 1..n (only object pixels are visited)."""
+    inside = labels > 0
+    result = np.full(n + 1, -np.inf)
+    np.maximum.at(result, labels[inside], values[inside].astype(np.float64))
+    return result[1:]
 
 
 def object_widths(labels: np.ndarray, n: int) -> np.ndarray:
@@ -123,8 +123,10 @@ def object_solidity(labels: np.ndarray, n: int, bboxes: dict[str, np.ndarray]) -
         if area < 3:
             continue
         points = np.column_stack(np.nonzero(crop)[::-1]).astype(np.int32)
-        hull = cv2.convexHull(points)
-        # Hull of pixel centres plus half its perimeter plus one: the hull of the pixel squares (Pick-style).
-        hull_area = cv2.contourArea(hull) + cv2.arcLength(hull, True) / 2 + 1
+        hull = cv2.convexHull(points)[:, 0, :]
+        # Hull of the pixel squares = hull of the centres grown by half a pixel: its area adds half the
+        # city-block perimeter of the centre hull plus one (the four corner quarter-squares).
+        steps = np.abs(np.diff(np.vstack([hull, hull[:1]]), axis=0)).sum()
+        hull_area = cv2.contourArea(hull.reshape(-1, 1, 2)) + steps / 2 + 1
         solidity[k] = min(1.0, area / hull_area)
     return solidity

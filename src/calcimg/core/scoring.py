@@ -55,11 +55,10 @@ def score_segmentation(
     ids, areas = np.unique(truth[truth_mask], return_counts=True)
     covered = np.bincount(truth[truth_mask & pred_mask].ravel(), minlength=int(truth.max()) + 1)
     found = {int(i): bool(covered[i] >= found_fraction * a) for i, a in zip(ids, areas, strict=True)}
-    radius = int(np.ceil(fp_tolerance_px))
     near = truth_mask
-    if radius > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        near = cv2.dilate(truth_mask.astype(np.uint8), kernel).astype(bool)
+    if fp_tolerance_px > 0 and truth_mask.any():
+        distance = cv2.distanceTransform((~truth_mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        near = distance <= fp_tolerance_px
     pred_ids = np.unique(predicted[pred_mask])
     touching = np.unique(predicted[pred_mask & near])
     overlap = int((truth_mask & pred_mask).sum())

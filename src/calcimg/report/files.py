@@ -6,7 +6,6 @@ Every file is written atomically (temporary name, then rename), so an interrupte
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +49,11 @@ LESION_COLUMNS = (
 )
 
 
-def label_tiff_bytes(labels: np.ndarray, description: dict[str, Any] | None = None) -> bytes:
-    """Encode a label image as a compressed TIFF (uint16, or uint32 beyond 65535 labels)."""
+def label_tiff_bytes(labels: np.ndarray, description: str | None = None) -> bytes:
+    """Encode a label image as a compressed TIFF (uint16, or uint32 beyond 65535 labels).
+
+    The description is plain text: tifffile reads a JSON description as its own shaped-array metadata.
+    """
     dtype = np.uint16 if int(labels.max(initial=0)) <= np.iinfo(np.uint16).max else np.uint32
     buffer = io.BytesIO()
     tifffile.imwrite(
@@ -59,7 +61,7 @@ def label_tiff_bytes(labels: np.ndarray, description: dict[str, Any] | None = No
         labels.astype(dtype),
         photometric="minisblack",
         compression="zlib",
-        description=json.dumps(description) if description else None,
+        description=description,
         metadata=None,
         software="calcimg",
     )
@@ -104,7 +106,10 @@ def write_segmentation(result: Any, out_dir: str | Path, stem: str) -> dict[str,
     return {
         "labels": atomic_write_bytes(
             out / f"{stem}_labels.tif",
-            label_tiff_bytes(result.labels, {"calcimg_version": summary["calcimg_version"], "input": summary["input"]}),
+            label_tiff_bytes(
+                result.labels,
+                f"calcimg {summary['calcimg_version']} lesion labels; input {summary['input']['content_hash']}",
+            ),
         ),
         "lesions": atomic_write_text(out / f"{stem}_lesions.csv", lesion_csv(result.lesions)),
         "summary": atomic_write_json(out / f"{stem}_summary.json", summary),

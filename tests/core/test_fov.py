@@ -1,0 +1,112 @@
+"""Tests of calcimg.core.fov: flat shutter regions, collimation bands and marker zones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calcimg.core.fov import collimation_bands, field_of_view, flat_regions, marker_zone
+
+
+def _tissue(seed: int = 0, shape: tuple[int, int] = (256, 256)) -> np.ndarray:
+    """Noisy 'tissue' (2500 +- 800 in a pattern that varies along every row and column, noise sigma 40)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    field = 2500 + 800 * np.sin(rows / 9.0) * np.sin(cols / 7.0) + rng.normal(0, 40, shape)
+    return np.clip(field, 0, 65535).astype(np.uint16)
+
+
+def test_noisy_tissue_is_all_usable():
+    """Noisy tissue alone: nothing flat, no band, the whole image is the field of view."""
+    fov = field_of_view(_tissue())
+    assert fov.mask.all() and fov.flat_fraction == 0.0 and fov.bands == {}
+
+
+def test_flat_black_and_white_bands_are_excluded():
+    """A flat black band (left, 30 columns) and a flat white band (right, 25) are excluded exactly, tissue kept."""
+    image = _tissue()
+    image[:, :30] = 0
+    image[:, -25:] = 65535
+    fov = field_of_view(image)
+    assert not fov.mask[:, :30].any()
+    assert not fov.mask[:, -25:].any()
+    assert fov.mask[:, 30:-25].all()
+    assert fov.flat_fraction == pytest.approx(55 / 256)
+    assert fov.bands == {}
+
+
+def test_field_of_view_margin_shrinks_the_field():
+    """margin_px erodes the field by that many pixels, the image border counting as outside."""
+    image = _tissue()
+    image[:, :30] = 0
+    fov = field_of_view(image, margin_px=3)
+    assert not fov.mask[:, :33].any()
+    assert fov.mask[3:-3, 33:-3].all()
+    assert not fov.mask[:3].any() and not fov.mask[:, -3:].any()
+
+
+def test_bright_unexposed_band_is_found():
+    """A noisy band brighter than all tissue along the top edge (40 rows) is a collimation band of depth 40."""
+    rng = np.random.default_rng(1)
+    image = _tissue()
+    image[:40] = np.clip(9000 + rng.normal(0, 50, (40, 256)), 0, 65535).astype(np.uint16)
+    assert collimation_bands(image, np.ones(image.shape, bool)) == {"top": 40}
+    fov = field_of_view(image)
+    assert fov.bands == {"top": 40}
+    assert not fov.mask[:40].any() and fov.mask[40:].all()
+
+
+@pytest.mark.parametrize("side", ["top", "bottom", "left", "right"])
+def test_bright_band_on_each_side(side):
+    """The band is found on whichever side it lies, with its depth (20 pixels)."""
+    rng = np.random.default_rng(2)
+    image = _tissue(3)
+    band = np.clip(9000 + rng.normal(0, 50, (20, 256)), 0, 65535).astype(np.uint16)
+    if side == "top":
+        image[:20] = band
+    elif side == "bottom":
+        image[-20:] = band
+    elif side == "left":
+        image[:, :20] = band.T
+    else:
+        image[:, -20:] = band.T
+    assert collimation_bands(image, np.ones(image.shape, bool)) == {side: 20}
+
+
+def test_bright_structure_inside_is_not_a_band():
+    """A bright block away from the edges (rows through it also cross tissue) is not a band."""
+    rng = np.random.default_rng(4)
+    image = _tissue()
+    image[100:140, 100:140] = np.clip(9000 + rng.normal(0, 50, (40, 40)), 0, 65535).astype(np.uint16)
+    assert collimation_bands(image, np.ones(image.shape, bool)) == {}
+
+
+def test_flat_regions_ignore_small_flat_patches():
+    """A flat patch smaller than min_area is not a shutter; a large one is, grown by one pixel."""
+    image = _tissue()
+    image[10:15, 10:15] = 0  # 25 flat pixels (9 fully flat)
+    image[100:150, 100:150] = 0
+    flat = flat_regions(image, min_area=64)
+    assert not flat[10:15, 10:15].any()
+    assert flat[100:150, 100:150].all()
+    assert not flat[:99].any() and not flat[151:].any()
+
+
+def test_fov_to_dict():
+    """to_dict gives the inside fraction, the flat fraction and the bands, JSON-safe."""
+    image = _tissue()
+    image[:, :64] = 0
+    record = field_of_view(image).to_dict()
+    assert record == {"fraction_inside": 0.75, "flat_fraction": 0.25, "collimation_bands_px": {}}
+
+
+def test_marker_zone():
+    """Regions at or above the level of at least min_area pixels, grown by a square margin; lone pixels ignored."""
+    image = np.zeros((40, 40), np.uint16)
+    image[10:20, 10:14] = 1000
+    image[30, 30] = 1000
+    zone = marker_zone(image, 900, min_area_px=10, margin_px=2)
+    expected = np.zeros((40, 40), bool)
+    expected[8:22, 8:16] = True
+    assert np.array_equal(zone, expected)
+    assert not marker_zone(image, 1001, min_area_px=1, margin_px=2).any()

@@ -1,0 +1,266 @@
+"""Tests of calcimg.core.morphology against scipy / scikit-image references."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import ndimage as ndi
+from skimage.filters import apply_hysteresis_threshold
+
+from calcimg.core.morphology import (
+    binary_open,
+    disk_mask,
+    disk_rectangles,
+    fill_holes,
+    grey_opening_disk,
+    hysteresis,
+    line_opening_max,
+    white_tophat_disk,
+)
+
+RADII = [0, 0.5, 1, 1.5, 2, 2.3, 3, 4, 5.5, 6.7, 10, 17.2]
+
+
+def _paint(rectangles: list[tuple[int, int]], n: int) -> np.ndarray:
+    """Union of centred rectangles (half sizes) on a (2n+1) square."""
+    union = np.zeros((2 * n + 1, 2 * n + 1), bool)
+    for h, w in rectangles:
+        union[n - h : n + h + 1, n - w : n + w + 1] = True
+    return union
+
+
+def _random_uint16(seed: int, shape: tuple[int, int] = (70, 83), smooth: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if smooth == 0:
+        return rng.integers(0, 65536, shape).astype(np.uint16)
+    field = ndi.gaussian_filter(rng.standard_normal(shape), smooth)
+    return ((field - field.min()) / np.ptp(field) * 60000).astype(np.uint16)
+
+
+def _smooth_mask(seed: int, shape: tuple[int, int] = (60, 70), sigma: float = 2.0) -> np.ndarray:
+    """A random binary mask with blobs of a few pixels (so openings keep something)."""
+    rng = np.random.default_rng(seed)
+    return ndi.gaussian_filter(rng.standard_normal(shape), sigma) > 0
+
+
+@pytest.mark.parametrize("radius", RADII)
+def test_disk_rectangles_union_is_disk_mask(radius):
+    """The union of the staircase rectangles is exactly the digital disk i**2 + j**2 <= r**2."""
+    mask = disk_mask(radius)
+    n = mask.shape[0] // 2
+    assert mask.shape == (2 * n + 1, 2 * n + 1)
+    assert np.array_equal(_paint(disk_rectangles(radius), n), mask)
+
+
+@pytest.mark.parametrize("radius", [3, 6.7, 10, 17.2])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_disk_rectangles_limited_is_inscribed(radius, k):
+    """With max_rectangles the union has at most k rectangles and stays inside the disk."""
+    rectangles = disk_rectangles(radius, max_rectangles=k)
+    mask = disk_mask(radius)
+    assert 1 <= len(rectangles) <= k
+    union = _paint(rectangles, mask.shape[0] // 2)
+    assert not (union & ~mask).any()
+
+
+def test_disk_rectangles_ordered_flat_to_tall():
+    """Rectangles go from widest-and-flattest to tallest-and-narrowest (the docstring's order)."""
+    rectangles = disk_rectangles(10)
+    heights = [h for h, _ in rectangles]
+    widths = [w for _, w in rectangles]
+    assert heights == sorted(heights) and widths == sorted(widths, reverse=True)
+    assert rectangles[0] == (0, 10) and rectangles[-1] == (10, 0)
+
+
+@pytest.mark.parametrize("radius", [1, 1.5, 2.3, 4, 6.7])
+@pytest.mark.parametrize("smooth", [0.0, 2.0])
+def test_grey_opening_disk_matches_scipy(radius, smooth):
+    """Equals scipy.ndimage.grey_opening(footprint=disk_mask(r)) over the whole image.
+
+    OpenCV treats pixels beyond the border as absent; scipy's default 'reflect' mode gives the same opening for a
+    symmetric convex footprint, because a mirrored pixel is always closer than the pixel it replaces (and so
+    already inside the footprint). The interior (2n from the border) must match whatever the convention.
+    """
+    image = _random_uint16(int(radius * 10), smooth=smooth)
+    footprint = disk_mask(radius)
+    n = footprint.shape[0] // 2
+    opened = grey_opening_disk(image, radius)
+    reference = ndi.grey_opening(image, footprint=footprint)
+    assert opened.dtype == image.dtype and opened.shape == image.shape
+    inner = (slice(2 * n, -2 * n), slice(2 * n, -2 * n))
+    assert np.array_equal(opened[inner], reference[inner])
+    assert np.array_equal(opened, reference)
+    # The documented border convention: absent pixels (erosion pads with the maximum, dilation with the minimum).
+    absent = ndi.grey_dilation(
+        ndi.grey_erosion(image, footprint=footprint, mode="constant", cval=65535),
+        footprint=footprint,
+        mode="constant",
+        cval=0,
+    )
+    assert np.array_equal(opened, absent)
+
+
+def test_grey_opening_disk_float32():
+    """float32 images give the same opening as scipy too."""
+    image = _random_uint16(5, smooth=1.5).astype(np.float32) / 7
+    assert np.array_equal(grey_opening_disk(image, 3), ndi.grey_opening(image, footprint=disk_mask(3)))
+
+
+@pytest.mark.parametrize("radius", [4, 6.7, 17.2])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_grey_opening_disk_limited_rectangles(radius, k):
+    """With max_rectangles it is the exact opening by the union of the kept rectangles, so it never exceeds the
+    image and is idempotent.
+
+    Note: it is NOT bounded by the exact disk opening in either direction (a smaller structuring element does not
+    give a larger opening unless the disk is open with respect to it), so no such inequality is asserted.
+    """
+    image = _random_uint16(k, smooth=2.0)
+    approx = grey_opening_disk(image, radius, max_rectangles=k)
+    n = int(radius)
+    union = _paint(disk_rectangles(radius, k), n)
+    reference = ndi.grey_opening(image, footprint=union)
+    assert np.array_equal(approx, reference)
+    assert (approx <= image).all()
+    assert np.array_equal(grey_opening_disk(approx, radius, max_rectangles=k), approx)
+
+
+def test_grey_opening_disk_radius_below_one_is_identity():
+    """A radius below 1 is a single-pixel disk: the opening returns a copy of the image."""
+    image = _random_uint16(2)
+    opened = grey_opening_disk(image, 0.7)
+    assert np.array_equal(opened, image) and opened is not image
+
+
+def test_white_tophat_disk_keeps_small_blob():
+    """The top-hat holds a blob narrower than the disk at full height and is image - background elsewhere."""
+    image = np.full((40, 40), 1000, np.uint16)
+    image[18:21, 18:21] += 300
+    response, background = white_tophat_disk(image, 4)
+    assert (background == 1000).all()
+    assert (response[18:21, 18:21] == 300).all() and response.sum() == 9 * 300
+
+
+def test_line_opening_max_keeps_line_removes_square():
+    """A 31-px line survives a 15-px line opening at full value; a 3x3 square disappears (any orientation count)."""
+    image = np.zeros((41, 41), np.uint16)
+    image[20, 5:36] = 100
+    image[8:11, 8:11] = 100
+    for n_orientations in (1, 4, 12):
+        opened = line_opening_max(image, 15, n_orientations)
+        assert (opened[20, 5:36] == 100).all()
+        assert (opened[8:11, 8:11] == 0).all()
+        assert opened[20, :5].max() == 0 and opened[20, 36:].max() == 0
+
+
+def test_line_opening_max_diagonal_line_needs_orientations():
+    """A diagonal line is removed by the horizontal opening alone but kept with 4 or 12 orientations."""
+    image = np.zeros((41, 41), np.uint16)
+    idx = np.arange(5, 36)
+    image[idx, idx] = 100
+    assert line_opening_max(image, 15, 1).max() == 0
+    for n_orientations in (4, 12):
+        opened = line_opening_max(image, 15, n_orientations)
+        assert (opened[idx[3:-3], idx[3:-3]] == 100).all()
+        assert np.count_nonzero(opened) == len(idx)
+
+
+def test_line_opening_max_horizontal_only_is_exact_opening():
+    """With one orientation it is scipy's grey opening by a 1 x L line (edge replicated), hence <= the image."""
+    image = _random_uint16(3, shape=(64, 64))
+    opened = line_opening_max(image, 7, 1)
+    assert np.array_equal(opened, ndi.grey_opening(image, size=(1, 7), mode="nearest"))
+    assert (opened <= image).all()
+
+
+@pytest.mark.parametrize("n_orientations", [2, 4, 12])
+def test_line_opening_max_rotated_bounds(n_orientations):
+    """What it guarantees with rotations: at least the horizontal opening, and at most the 3x3 local maximum of
+    the image (nearest-neighbour resampling there and back moves a value by at most one pixel; it can exceed the
+    pixel's own value, so ``<= image`` is not asserted)."""
+    image = _random_uint16(n_orientations, shape=(64, 64))
+    opened = line_opening_max(image, 7, n_orientations)
+    horizontal = ndi.grey_opening(image, size=(1, 7), mode="nearest")
+    assert opened.dtype == image.dtype and opened.shape == image.shape
+    assert (opened >= horizontal).all()
+    assert (opened <= cv2.dilate(image, np.ones((3, 3), np.uint8))).all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 24), st.integers(1, 24))))
+def test_fill_holes_matches_scipy(mask):
+    """fill_holes equals scipy.ndimage.binary_fill_holes (4-connected background) on any small mask."""
+    assert np.array_equal(fill_holes(mask), ndi.binary_fill_holes(mask))
+
+
+def test_fill_holes_diagonal_gap_is_not_a_hole_leak():
+    """A hole closed only diagonally (8-connected ring) is still filled: background flows 4-connected."""
+    mask = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], bool)
+    assert fill_holes(mask)[1, 1]
+    assert not fill_holes(mask)[0, 0]
+
+
+def _hysteresis_reference(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """scikit-image's apply_hysteresis_threshold with 8-connectivity instead of its default 4."""
+    labels, _ = ndi.label(image > low, structure=np.ones((3, 3)))
+    keep = np.unique(labels[image > high])
+    return np.isin(labels, keep[keep > 0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    arrays(np.uint8, st.tuples(st.integers(1, 20), st.integers(1, 20)), elements=st.integers(0, 9)),
+    st.integers(0, 9),
+    st.integers(0, 9),
+)
+def test_hysteresis_matches_8_connected_skimage_semantics(image, a, b):
+    """hysteresis(image > low, image > high) equals skimage's rule with 8-connected regions."""
+    low, high = min(a, b), max(a, b)
+    assert np.array_equal(hysteresis(image > low, image > high), _hysteresis_reference(image, low, high))
+
+
+def test_hysteresis_matches_skimage_when_connectivity_is_irrelevant():
+    """On blobs that touch only edge-wise, it equals skimage.filters.apply_hysteresis_threshold itself."""
+    image = np.zeros((12, 12))
+    image[1:5, 1:5] = 0.5
+    image[2, 2] = 1.0
+    image[7:11, 6:10] = 0.5
+    expected = apply_hysteresis_threshold(image, 0.3, 0.8)
+    assert np.array_equal(hysteresis(image > 0.3, image > 0.8), expected)
+    assert expected[1:5, 1:5].all() and not expected[7:11, 6:10].any()
+
+
+def test_hysteresis_is_8_connected_unlike_skimage_default():
+    """A low region touching a seed only diagonally is kept (skimage's default 4-connectivity would drop it)."""
+    image = np.array([[2, 0, 0], [0, 1, 0], [0, 0, 1]], float)
+    kept = hysteresis(image > 0.5, image > 1.5)
+    assert kept.tolist() == [[True, False, False], [False, True, False], [False, False, True]]
+    assert apply_hysteresis_threshold(image, 0.5, 1.5).sum() == 1
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3.5])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_binary_open_matches_scipy(radius, seed):
+    """binary_open equals scipy's opening by disk_mask(r) with absent border pixels; in the interior it equals
+    scipy.ndimage.binary_opening with its default border (zeros outside), which erodes at the image edge."""
+    mask = _smooth_mask(seed)
+    footprint = disk_mask(radius)
+    n = footprint.shape[0] // 2
+    opened = binary_open(mask, radius)
+    assert opened.dtype == bool
+    absent = ndi.binary_dilation(ndi.binary_erosion(mask, footprint, border_value=1), footprint, border_value=0)
+    assert np.array_equal(opened, absent)
+    inner = (slice(2 * n, -2 * n), slice(2 * n, -2 * n))
+    assert np.array_equal(opened[inner], ndi.binary_opening(mask, footprint)[inner])
+    assert 0 < opened.sum() < mask.sum()
+
+
+def test_binary_open_small_radius_is_copy():
+    """A radius below 1 leaves the mask unchanged (and returns a copy)."""
+    mask = _smooth_mask(3)
+    opened = binary_open(mask, 0.9)
+    assert np.array_equal(opened, mask) and opened is not mask

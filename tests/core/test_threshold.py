@@ -1,0 +1,149 @@
+"""Tests of calcimg.core.threshold: the noise model, per-pixel thresholds and the local noise scale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calcimg.core.threshold import NoiseModel, estimate_noise, local_noise_scale, threshold_image
+
+#: The 90th percentile of |N(0, s)| is 1.645 s.
+HALF_NORMAL_Q90 = 1.6449
+
+
+def _three_level_field(seed: int = 0):
+    """Background of three column bands (levels 200, 1500, 4000) and half-normal noise of scale 4, 15, 40."""
+    rng = np.random.default_rng(seed)
+    levels = np.array([200, 1500, 4000])
+    scales = np.array([4.0, 15.0, 40.0])
+    background = np.repeat(levels, 100)[None, :].repeat(300, axis=0).astype(np.uint16)
+    sigma = np.repeat(scales, 100)[None, :].repeat(300, axis=0)
+    response = np.round(sigma * np.abs(rng.standard_normal(background.shape))).astype(np.uint16)
+    return response, background, levels, scales
+
+
+@pytest.mark.parametrize("n_bins", [3, 12])
+def test_estimate_noise_recovers_per_level_scales(n_bins):
+    """Each level's 90th-percentile scale / 1.645 is within 10% of the half-normal scale used; with more bins than
+    distinct levels the bins collapse onto the three levels."""
+    response, background, levels, scales = _three_level_field()
+    model = estimate_noise(response, background, np.ones(background.shape, bool), n_bins=n_bins)
+    assert np.allclose(model.levels, levels)
+    assert np.allclose(model.scale / HALF_NORMAL_Q90, scales, rtol=0.10)
+    assert model.counts.sum() == 150 * 150  # stride 2 sampling of 300 x 300
+    assert model.quantile == 0.9
+
+
+def test_estimate_noise_learns_only_inside_mask():
+    """Pixels outside the mask do not move the scale (a masked-out band of huge responses is ignored)."""
+    response, background, _, _ = _three_level_field(1)
+    mask = np.ones(background.shape, bool)
+    noisy = response.copy()
+    noisy[:, :50] = 60000
+    mask[:, :50] = False
+    reference = estimate_noise(response, background, mask, n_bins=3)
+    model = estimate_noise(noisy, background, mask, n_bins=3)
+    assert np.array_equal(model.scale, reference.scale)
+
+
+def test_estimate_noise_scale_at_least_one():
+    """A zero response gives the floor scale of one grey level."""
+    background = np.full((60, 60), 500, np.uint16)
+    model = estimate_noise(np.zeros((60, 60), np.uint16), background, np.ones((60, 60), bool))
+    assert (model.scale == 1.0).all()
+
+
+def test_estimate_noise_empty_mask_uses_every_pixel():
+    """An empty mask on a tiny image falls back to every pixel rather than failing."""
+    rng = np.random.default_rng(2)
+    response = np.round(10 * np.abs(rng.standard_normal((20, 20)))).astype(np.uint16)
+    model = estimate_noise(response, np.full((20, 20), 100, np.uint16), np.zeros((20, 20), bool))
+    assert model.counts.sum() == 400
+    assert model.scale[0] == np.quantile(response, 0.9, method="inverted_cdf")
+
+
+def test_noise_model_to_dict_is_json_safe():
+    """to_dict holds plain floats and ints only."""
+    response, background, _, _ = _three_level_field()
+    record = estimate_noise(response, background, np.ones(background.shape, bool), n_bins=3).to_dict()
+    assert set(record) == {"quantile", "levels", "scale", "counts"}
+    assert all(type(v) is float for v in record["levels"] + record["scale"])
+    assert all(type(v) is int for v in record["counts"])
+
+
+def test_threshold_image_is_floor_of_k_scale_at_bin_levels():
+    """floor(k * scale) at the bin levels, linear in between, held flat outside the levels."""
+    model = NoiseModel(levels=np.array([100.0, 200.0]), scale=np.array([3.0, 7.0]), counts=np.ones(2), quantile=0.9)
+    background = np.array([[0, 100, 150, 200, 250]], np.uint16)
+    thresholds = threshold_image(model, background, 2.5)
+    assert thresholds.dtype == np.uint16
+    assert thresholds.tolist() == [[7, 7, 12, 17, 17]]  # 7.5, 7.5, 12.5, 17.5, 17.5 floored
+
+
+def test_threshold_image_integer_comparison_is_exact():
+    """For an integer response, response > floor(k*s) is the same as response > k*s."""
+    model = NoiseModel(levels=np.array([0.0, 1000.0]), scale=np.array([1.3, 9.7]), counts=np.ones(2), quantile=0.9)
+    rng = np.random.default_rng(3)
+    background = rng.integers(0, 1001, (50, 50)).astype(np.uint16)
+    response = rng.integers(0, 60, (50, 50)).astype(np.uint16)
+    k = 3.7
+    exact = response > k * model.scale_at(background.astype(np.float64))
+    assert np.array_equal(response > threshold_image(model, background, k), exact)
+
+
+def test_threshold_image_clips_to_uint16():
+    """A threshold beyond the uint16 range is clipped to 65535, not wrapped."""
+    model = NoiseModel(levels=np.array([10.0]), scale=np.array([1000.0]), counts=np.ones(1), quantile=0.9)
+    assert threshold_image(model, np.array([[10]], np.uint16), 100.0).tolist() == [[65535]]
+
+
+def test_local_noise_scale_constant_on_stationary_noise():
+    """On stationary half-normal noise (scale 10) the local RMS is about 10 everywhere (within 12%)."""
+    rng = np.random.default_rng(4)
+    response = np.round(10 * np.abs(rng.standard_normal((200, 200)))).astype(np.uint16)
+    level_scale = np.full(response.shape, 16, np.uint16)
+    scale = local_noise_scale(response, level_scale, 31)
+    assert scale.dtype == np.float32 and scale.shape == response.shape
+    assert np.median(scale) == pytest.approx(10.0, rel=0.03)
+    assert scale.min() > 0.88 * 10 and scale.max() < 1.12 * 10
+
+
+def test_local_noise_scale_rises_over_texture():
+    """A patch of noise three times stronger doubles the scale at its centre, not far away."""
+    rng = np.random.default_rng(5)
+    response = np.round(10 * np.abs(rng.standard_normal((200, 200)))).astype(np.uint16)
+    response[60:140, 60:140] = np.round(30 * np.abs(rng.standard_normal((80, 80))))
+    scale = local_noise_scale(response, np.full(response.shape, 16, np.uint16), 31)
+    assert scale[100, 100] > 2.0 * 10
+    assert scale[10, 10] == pytest.approx(10.0, rel=0.12)
+
+
+def test_local_noise_scale_bright_blob_bounded_by_clip():
+    """A bright blob of A pixels raises the centre's scale at most to sqrt(s0**2 + A * clip**2 / W**2).
+
+    Each blob pixel contributes at most clip**2 = (clip_k * level_scale)**2 to the window's mean square, so for a
+    49-pixel blob in a 31 x 31 window with clip 32 the rise from about 10 is at most to about 12.2.
+    """
+    rng = np.random.default_rng(6)
+    response = np.round(10 * np.abs(rng.standard_normal((200, 200)))).astype(np.uint16)
+    level_scale = np.full(response.shape, 16, np.uint16)
+    window, clip_k = 31, 2.0
+    rows, cols = np.ogrid[:200, :200]
+    blob = (rows - 100) ** 2 + (cols - 100) ** 2 <= 16
+    with_blob = response.copy()
+    with_blob[blob] = 5000
+    before = float(local_noise_scale(response, level_scale, window, clip_k)[100, 100])
+    after = float(local_noise_scale(with_blob, level_scale, window, clip_k)[100, 100])
+    clip = clip_k * 16
+    bound = np.sqrt(before**2 + blob.sum() * clip**2 / window**2)
+    assert before < after <= bound * (1 + 1e-5)
+    assert after < 1.25 * before
+
+
+def test_local_noise_scale_floor_and_doc_example():
+    """Never below one grey level; a constant response under the clip gives exactly that response."""
+    response = np.zeros((50, 50), np.uint16)
+    response[:, 25:] = 9
+    scale = local_noise_scale(response, np.full((50, 50), 3, np.uint16), 5, clip_k=3.0)
+    assert scale[25, 10] == 1.0
+    assert scale[25, 40] == pytest.approx(9.0, rel=1e-6)
