@@ -9,7 +9,7 @@ CONSTRAINTS := constraints.txt
 RESULTS ?= results
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint samples figures constraints clean
+.PHONY: demo test lint samples figures bench constraints clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ samples: $(VENV)/.installed-core
 
 figures: $(VENV)/.installed-core
 	$(PY) scripts/make_phantom_figure.py
+
+# Accuracy (phantoms from unseen seeds, with baselines) and speed; both print tables and write benchmarks/results/.
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/accuracy.py --pairs 20
+	$(PY) benchmarks/speed.py
 
 # Re-pin every package CI installs (run after changing dependencies; commit constraints.txt).
 constraints: | $(PY)
