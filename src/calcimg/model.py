@@ -172,6 +172,9 @@ class Params:
     min_relative_excess : float
         Smallest mean excess of an accepted lesion as a fraction of the image's tissue range (dense bone over
         the darkest tissue): calcinosis is nearly as dense as bone, faint blobs are not calcinosis.
+    min_score : float
+        Smallest accepted score of the learned candidate model (:mod:`calcimg.core.candidate_model`); 0 turns
+        it off.
     ridge_elongation : float
         Candidates longer than this many times their width ...
     ridge_max_width_mm : float
@@ -202,13 +205,14 @@ class Params:
     extent_smoothing_mm: float = 0.1
     noise_quantile: float = 0.9
     noise_window_mm: float = 10.0
-    seed_k: float = 10.0
+    seed_k: float = 6.0
     grow_k: float = 2.0
     edge_fraction: float = 0.1
     min_area_mm2: float = 0.1
     max_area_mm2: float = 2500.0
-    min_contrast_k: float = 3.0
-    min_relative_excess: float = 0.01
+    min_contrast_k: float = 0.0
+    min_relative_excess: float = 0.0
+    min_score: float = 0.9
     ridge_elongation: float = 4.0
     ridge_max_width_mm: float = 2.0
     fill_holes: bool = True

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from calcimg import __version__
-from calcimg.core import anatomy, classify, measure, morphology, threshold
+from calcimg.core import anatomy, candidate_model, classify, measure, morphology, threshold
 from calcimg.core import fov as fov_module
 from calcimg.core.fov import FieldOfView, field_of_view
 from calcimg.errors import ParameterError
@@ -213,6 +213,11 @@ def segment_image(
         markers = np.zeros(image.shape, bool)
     table["marker_fraction"] = measure.object_means(candidates, n, markers)
     margin_fov = _shrink(fov.mask, params.fov_margin_mm * px_per_mm)
+    table["score"] = (
+        candidate_model.candidate_scores(candidate_model.candidate_features(table, px_per_mm, levels))
+        if n and params.min_score > 0
+        else np.full(n, np.nan)
+    )
     table["reason"] = _decide(table, params, px_per_mm, radiograph, margin_fov, include_mask, exclude_mask, levels)
 
     accepted = table["reason"].to_numpy() == classify.ACCEPTED
@@ -341,6 +346,8 @@ def _decide(
         min_contrast_k=params.min_contrast_k,
         relative_excess=table["mean_excess"].to_numpy() / levels["range"],
         min_relative_excess=params.min_relative_excess,
+        score=table["score"].to_numpy(),
+        min_score=params.min_score,
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from calcimg.core.classify import ACCEPTED, REJECTION_REASONS, decide, size_class
 
-#: Facts of one candidate that passes every rule (area 10, width 3, contrast 8, excess 0.2).
+#: Facts of one candidate that passes every rule (area 10, width 3, contrast 8, excess 0.2, score 0.99).
 GOOD = {
     "outside_field": False,
     "outside_body": False,
@@ -18,6 +18,7 @@ GOOD = {
     "on_bone_edge": True,
     "contrast_k": 8.0,
     "relative_excess": 0.2,
+    "score": 0.99,
 }
 LIMITS = {
     "min_area": 1.0,
@@ -26,6 +27,7 @@ LIMITS = {
     "ridge_elongation": 4.0,
     "min_contrast_k": 3.0,
     "min_relative_excess": 0.03,
+    "min_score": 0.9,
 }
 #: Facts that make each reason apply on its own.
 TRIGGERS = {
@@ -38,6 +40,7 @@ TRIGGERS = {
     "ridge": {"area": 40.0, "width": 2.0},  # elongation 40 / 2**2 = 10 > 4, width 2 <= 2.5, on a bone edge
     "low_contrast": {"contrast_k": 2.0},
     "faint": {"relative_excess": 0.01},
+    "low_score": {"score": 0.5},
 }
 
 

@@ -19,6 +19,7 @@ REJECTION_REASONS = (
     "ridge",  # long and thin: cortical edge, skin fold, processing halo
     "low_contrast",  # barely above the local background: noise or texture
     "faint",  # too little excess density for calcium (a fraction of the bone-to-tissue range)
+    "low_score",  # the learned candidate model finds it unlike a deposit
 )
 
 ACCEPTED = "accepted"
@@ -41,6 +42,8 @@ def decide(
     min_contrast_k: float,
     relative_excess: np.ndarray,
     min_relative_excess: float,
+    score: np.ndarray | None = None,
+    min_score: float = 0.0,
 ) -> np.ndarray:
     """Decide every candidate at once.
 
@@ -67,6 +70,10 @@ def decide(
         Mean excess over the background as a fraction of the image's tissue range.
     min_relative_excess : float
         Smallest accepted ``relative_excess``.
+    score : numpy.ndarray, optional
+        The learned candidate score in [0, 1] (:mod:`calcimg.core.candidate_model`).
+    min_score : float
+        Smallest accepted ``score``.
 
     Returns
     -------
@@ -95,6 +102,7 @@ def decide(
         "ridge": (width <= ridge_max_width) & (elongation > ridge_elongation) & np.asarray(on_bone_edge, bool),
         "low_contrast": contrast_k < min_contrast_k,
         "faint": relative_excess < min_relative_excess,
+        "low_score": (np.zeros(len(area), bool) if score is None else np.asarray(score) < min_score),
     }
     decision = np.full(len(area), ACCEPTED, dtype=object)
     undecided = np.ones(len(area), bool)

@@ -18,6 +18,7 @@ COLOURS_BGR: dict[str, tuple[int, int, int]] = {
     "ridge": (255, 128, 0),
     "low_contrast": (200, 120, 200),
     "faint": (140, 90, 140),
+    "low_score": (180, 140, 100),
 }
 
 
