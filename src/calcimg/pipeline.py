@@ -212,6 +212,10 @@ def segment_image(
     else:  # no tissue contrast to speak of (a test pattern, a blank film): nothing can be told to be lead
         markers = np.zeros(image.shape, bool)
     table["marker_fraction"] = measure.object_means(candidates, n, markers)
+    # Long thin ridges also run along the skin and the field's edges (processing halos): outlines of both.
+    body = background >= levels["air"] + params.min_tissue_fraction * levels["range"]
+    outline_px = params.ridge_max_width_mm * px_per_mm
+    table["outline_fraction"] = measure.object_means(candidates, n, bone_edge | _edge_zone(body & fov.mask, outline_px))
     margin_fov = _shrink(fov.mask, params.fov_margin_mm * px_per_mm)
     table["score"] = (
         candidate_model.candidate_scores(candidate_model.candidate_features(table, px_per_mm, levels))
@@ -341,7 +345,7 @@ def _decide(
         width=table["width_px"].to_numpy() / px_per_mm,
         ridge_max_width=params.ridge_max_width_mm,
         ridge_elongation=params.ridge_elongation,
-        on_bone_edge=table["bone_edge_fraction"].to_numpy() >= 0.5,
+        on_outline=table["outline_fraction"].to_numpy() >= 0.5,
         contrast_k=table["contrast_k"].to_numpy(),
         min_contrast_k=params.min_contrast_k,
         relative_excess=table["mean_excess"].to_numpy() / levels["range"],

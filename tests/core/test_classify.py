@@ -15,7 +15,7 @@ GOOD = {
     "marker": False,
     "area": 10.0,
     "width": 3.0,
-    "on_bone_edge": True,
+    "on_outline": True,
     "contrast_k": 8.0,
     "relative_excess": 0.2,
     "score": 0.99,
@@ -37,7 +37,7 @@ TRIGGERS = {
     "marker": {"marker": True},
     "too_small": {"area": 0.5},
     "too_large": {"area": 150.0},
-    "ridge": {"area": 40.0, "width": 2.0},  # elongation 40 / 2**2 = 10 > 4, width 2 <= 2.5, on a bone edge
+    "ridge": {"area": 40.0, "width": 2.0},  # elongation 40 / 2**2 = 10 > 4, width 2 <= 2.5, on an outline
     "low_contrast": {"contrast_k": 2.0},
     "faint": {"relative_excess": 0.01},
     "low_score": {"score": 0.5},
@@ -91,7 +91,7 @@ def test_vectorised_over_candidates():
 
 def test_ridge_needs_all_three_conditions():
     """Long and thin but off a bone edge, or wider than the limit, or not elongated enough: not a ridge."""
-    assert _decide([_candidate(area=40.0, width=2.0, on_bone_edge=False)]) == [ACCEPTED]
+    assert _decide([_candidate(area=40.0, width=2.0, on_outline=False)]) == [ACCEPTED]
     assert _decide([_candidate(area=40.0, width=2.6)]) == [ACCEPTED]
     assert _decide([_candidate(area=16.0, width=2.0)]) == [ACCEPTED]  # elongation exactly 4 is not above 4
     assert _decide([_candidate(area=16.5, width=2.0)]) == ["ridge"]
@@ -110,7 +110,7 @@ def test_area_and_thresholds_boundaries_are_inclusive():
 
 
 def test_zero_width_is_infinitely_elongated():
-    """A zero width (degenerate candidate) counts as elongated, so on a bone edge it is a ridge."""
+    """A zero width (degenerate candidate) counts as elongated, so on an outline it is a ridge."""
     assert _decide([_candidate(width=0.0)]) == ["ridge"]
 
 

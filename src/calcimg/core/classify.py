@@ -16,7 +16,7 @@ REJECTION_REASONS = (
     "marker",  # brighter than any tissue: lead marker or its letter
     "too_small",  # below min_area_mm2
     "too_large",  # above max_area_mm2
-    "ridge",  # long and thin: cortical edge, skin fold, processing halo
+    "ridge",  # long and thin along a bone, skin or field outline: cortical edge, processing halo
     "low_contrast",  # barely above the local background: noise or texture
     "faint",  # too little excess density for calcium (a fraction of the bone-to-tissue range)
     "low_score",  # the learned candidate model finds it unlike a deposit
@@ -37,7 +37,7 @@ def decide(
     width: np.ndarray,
     ridge_max_width: float,
     ridge_elongation: float,
-    on_bone_edge: np.ndarray,
+    on_outline: np.ndarray,
     contrast_k: np.ndarray,
     min_contrast_k: float,
     relative_excess: np.ndarray,
@@ -59,9 +59,10 @@ def decide(
         Largest inscribed-disk diameter (same unit as ``ridge_max_width``).
     ridge_max_width, ridge_elongation : float
         A candidate no wider than ``ridge_max_width`` with ``area / width**2`` above ``ridge_elongation`` (its
-        length over its width) is a ridge when it lies along a bone outline ...
-    on_bone_edge : numpy.ndarray of bool
-        ... as told by this: cortical edges run along bone outlines, calcified sheets run in soft tissue.
+        length over its width) is a ridge when it lies along an outline ...
+    on_outline : numpy.ndarray of bool
+        ... as told by this: cortical edges run along bone outlines and processing halos along the skin and the
+        field's edges, while calcified sheets run inside soft tissue.
     contrast_k : numpy.ndarray
         Mean excess over the background in noise standard deviations.
     min_contrast_k : float
@@ -85,7 +86,7 @@ def decide(
     >>> decide(outside_field=np.array([False, False]), outside_body=np.array([False, False]),
     ...        excluded=np.array([False, False]),
     ...        marker=np.array([False, False]), area=np.array([10.0, 40.0]), min_area=1, max_area=100,
-    ...        width=np.array([3.0, 2.0]), ridge_max_width=2.5, ridge_elongation=4, on_bone_edge=np.array([1, 1]),
+    ...        width=np.array([3.0, 2.0]), ridge_max_width=2.5, ridge_elongation=4, on_outline=np.array([1, 1]),
     ...        contrast_k=np.array([8.0, 8.0]), min_contrast_k=3, relative_excess=np.array([0.2, 0.2]),
     ...        min_relative_excess=0.03).tolist()
     ['accepted', 'ridge']
@@ -99,7 +100,7 @@ def decide(
         "marker": marker,
         "too_small": area < min_area,
         "too_large": area > max_area,
-        "ridge": (width <= ridge_max_width) & (elongation > ridge_elongation) & np.asarray(on_bone_edge, bool),
+        "ridge": (width <= ridge_max_width) & (elongation > ridge_elongation) & np.asarray(on_outline, bool),
         "low_contrast": contrast_k < min_contrast_k,
         "faint": relative_excess < min_relative_excess,
         "low_score": (np.zeros(len(area), bool) if score is None else np.asarray(score) < min_score),
