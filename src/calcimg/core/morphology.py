@@ -188,19 +188,23 @@ def line_opening_max(image: np.ndarray, length: float, n_orientations: int = 12)
     (100, 0)
     """
     rows, cols = image.shape
-    size = int(math.ceil(math.hypot(rows, cols))) + 2
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(1, int(round(length))), 1))
+    horizontal = cv2.getStructuringElement(cv2.MORPH_RECT, (max(1, int(round(length))), 1))
     result = np.zeros_like(image)
     for angle in np.arange(n_orientations) * 180.0 / n_orientations:
-        matrix = cv2.getRotationMatrix2D((cols / 2, rows / 2), float(angle), 1.0)
-        matrix[:, 2] += ((size - cols) / 2, (size - rows) / 2)
         if angle == 0:
-            opened = cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+            opened = cv2.morphologyEx(image, cv2.MORPH_OPEN, horizontal, borderType=cv2.BORDER_REPLICATE)
+        elif angle == 90:  # a vertical line needs no rotation
+            opened = cv2.morphologyEx(image, cv2.MORPH_OPEN, horizontal.T, borderType=cv2.BORDER_REPLICATE)
         else:
+            # The smallest canvas that holds the rotated image, so no pixel is opened twice for nothing.
+            cos, sin = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+            width, height = int(math.ceil(cols * cos + rows * sin)) + 2, int(math.ceil(cols * sin + rows * cos)) + 2
+            matrix = cv2.getRotationMatrix2D((cols / 2, rows / 2), float(angle), 1.0)
+            matrix[:, 2] += ((width - cols) / 2, (height - rows) / 2)
             rotated = cv2.warpAffine(
-                image, matrix, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
+                image, matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
             )
-            opened_rotated = cv2.morphologyEx(rotated, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+            opened_rotated = cv2.morphologyEx(rotated, cv2.MORPH_OPEN, horizontal, borderType=cv2.BORDER_REPLICATE)
             opened = cv2.warpAffine(
                 opened_rotated, matrix, (cols, rows), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
             )
