@@ -357,3 +357,11 @@ def test_tiny_image_does_not_fail(shape):
     result = segment_image(_radiograph(rng.integers(0, 4000, shape).astype(np.uint16)))
     assert result.labels.shape == shape and result.labels.dtype == np.int32
     json.dumps(result.summary, allow_nan=False)
+
+
+def test_segment_image_is_part_of_the_top_level_api():
+    """``calcimg.segment_image`` and ``calcimg.Params`` are the documented entry points."""
+    import calcimg
+
+    assert calcimg.segment_image is segment_image
+    assert calcimg.Params is Params

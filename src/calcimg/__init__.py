@@ -4,6 +4,8 @@ The public API:
 
 - :func:`load_radiograph` reads a DICOM, PNG, TIFF or JPEG radiograph into a :class:`Radiograph`
   (bright means dense; spacing in mm with its source).
+- :func:`segment_image` finds and measures calcinosis on one radiograph (with :class:`Params`), returning a
+  :class:`SegmentResult`.
 - :mod:`calcimg.phantom` makes synthetic pre/post pairs with exact ground truth.
 """
 
@@ -18,13 +20,17 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 from calcimg.errors import CalcimgError, InputError, ParameterError
 from calcimg.io import load_radiograph
-from calcimg.model import Radiograph
+from calcimg.model import Params, Radiograph
+from calcimg.pipeline import SegmentResult, segment_image
 
 __all__ = [
     "CalcimgError",
     "InputError",
     "ParameterError",
+    "Params",
     "Radiograph",
+    "SegmentResult",
     "__version__",
     "load_radiograph",
+    "segment_image",
 ]
