@@ -37,6 +37,20 @@ def test_unreadable_file(tmp_path: Path) -> None:
         path.chmod(0o600)
 
 
+def test_permission_denied_is_reported_even_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operating system's refusal (simulated, since root reads any file) becomes an InputError naming the file."""
+    path = tmp_path / "locked.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(InputError, match="not readable") as info:
+        load_radiograph(path)
+    assert info.value.path == str(path)
+
+
 def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.dcm"
     path.write_bytes(b"")
