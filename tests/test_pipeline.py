@@ -365,3 +365,20 @@ def test_segment_image_is_part_of_the_top_level_api():
 
     assert calcimg.segment_image is segment_image
     assert calcimg.Params is Params
+
+
+def test_decimated_background_stays_below_the_image_and_removes_small_deposits():
+    """On fine pixels the background of the (smoothed) image is computed on a reduced copy: it never exceeds the
+    image, keeps a long bright bar within 10% and does not keep a small bright square."""
+    import cv2
+
+    from calcimg.pipeline import _background
+
+    image = np.full((400, 400), 1000, np.uint16)
+    image[100:104, 20:380] = 3000  # a long bar: background
+    image[250:262, 200:212] = 3000  # a 12-px square, far shorter than the 120-px line: not background
+    smoothed = cv2.GaussianBlur(image, (0, 0), 6.0)  # as segment_image smooths before the background
+    background = _background(smoothed, line_px=120, n_orientations=12, smooth_px=6.0)
+    assert (background <= smoothed).all()
+    assert background[102, 200] >= 0.9 * smoothed[102, 200]
+    assert background[256, 206] - 1000 <= 0.1 * (int(smoothed[256, 206]) - 1000)

@@ -174,7 +174,7 @@ def segment_image(
     line_px = params.background_line_mm * px_per_mm
     smooth_px = params.smoothing_mm * px_per_mm
     smoothed = cv2.GaussianBlur(image, (0, 0), smooth_px) if smooth_px >= 0.3 else image
-    background = morphology.line_opening_max(smoothed, line_px, params.n_orientations)
+    background = _background(smoothed, line_px, params.n_orientations, smooth_px)
     response = cv2.subtract(smoothed, background)
     noise = threshold.estimate_noise(response, background, fov.mask, params.noise_quantile)
     window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
@@ -236,6 +236,20 @@ def segment_image(
     rejected = table.loc[~accepted].reset_index(drop=True)
     summary = _summary(radiograph, params, lesions, rejected, fov, noise, levels, conversion, line_px)
     return SegmentResult(radiograph, labels, lesions, rejected, candidates, table, fov, summary)
+
+
+def _background(smoothed: np.ndarray, line_px: float, n_orientations: int, smooth_px: float) -> np.ndarray:
+    """Line-opening background of the smoothed image, computed on a reduced copy when the pixels are much finer
+    than the smoothing (at least two pixels per smoothing sigma are kept), so that fine-pixel films cost about
+    what coarser ones do. The result never exceeds the smoothed image."""
+    factor = max(1, int(smooth_px // 2))
+    if factor == 1:
+        return morphology.line_opening_max(smoothed, line_px, n_orientations)
+    rows, cols = smoothed.shape
+    small = cv2.resize(smoothed, (max(1, cols // factor), max(1, rows // factor)), interpolation=cv2.INTER_AREA)
+    opened = morphology.line_opening_max(small, line_px / factor, n_orientations)
+    background = cv2.resize(opened, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    return np.minimum(background, smoothed, out=background)
 
 
 def _trim_to_peak_fraction(mask: np.ndarray, response: np.ndarray, fraction: float) -> np.ndarray:
