@@ -31,6 +31,7 @@ from calcimg.core import fov as fov_module
 from calcimg.core.fov import FieldOfView, field_of_view
 from calcimg.errors import ParameterError
 from calcimg.io import load_radiograph
+from calcimg.io._common import validate_user_spacing
 from calcimg.model import Params, Radiograph
 
 #: Spacing used to turn the mm of Params into pixels on an uncalibrated image (a typical CR/DX pixel). The
@@ -155,16 +156,7 @@ def segment_image(
     SegmentResult
     """
     params = params or Params()
-    if isinstance(source, Radiograph):
-        radiograph = source
-        if spacing is not None:
-            from calcimg.io._common import validate_user_spacing
-
-            radiograph = _with_spacing(radiograph, validate_user_spacing(spacing))
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the reader's warnings are kept on the Radiograph and reported
-            radiograph = load_radiograph(source, spacing=spacing)
+    radiograph = _read_source(source, spacing)
     include_mask = _region_mask(include, radiograph.shape, "include")
     exclude_mask = _region_mask(exclude, radiograph.shape, "exclude")
 
@@ -173,21 +165,14 @@ def segment_image(
     fov = field_of_view(image)
     line_px = params.background_line_mm * px_per_mm
     smooth_px = params.smoothing_mm * px_per_mm
-    smoothed = cv2.GaussianBlur(image, (0, 0), smooth_px) if smooth_px >= 0.3 else image
+    smoothed = _smooth(image, smooth_px)
     background = _background(smoothed, line_px, params.n_orientations, smooth_px)
-    response = cv2.subtract(smoothed, background)
-    noise = threshold.estimate_noise(response, background, fov.mask, params.noise_quantile)
     window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
-    scale = threshold.local_noise_scale(response, threshold.threshold_image(noise, background, 1.0), window_px)
+    response, noise, scale = _response_and_scale(smoothed, background, fov.mask, params.noise_quantile, window_px)
     seeds = response > params.seed_k * scale
     # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
-    fine_px = params.extent_smoothing_mm * px_per_mm
-    fine = cv2.GaussianBlur(image, (0, 0), fine_px) if fine_px >= 0.3 else image
-    raw_response = cv2.subtract(fine, background)
-    raw_noise = threshold.estimate_noise(raw_response, background, fov.mask, params.noise_quantile)
-    raw_scale = threshold.local_noise_scale(
-        raw_response, threshold.threshold_image(raw_noise, background, 1.0), window_px
-    )
+    fine = _smooth(image, params.extent_smoothing_mm * px_per_mm)
+    raw_response, _, raw_scale = _response_and_scale(fine, background, fov.mask, params.noise_quantile, window_px)
     extent = raw_response > params.grow_k * raw_scale
     candidates_mask = morphology.hysteresis(extent & fov.mask, seeds & fov.mask)
     candidates_mask = _trim_to_peak_fraction(candidates_mask, raw_response, params.edge_fraction)
@@ -201,16 +186,7 @@ def segment_image(
     table["bone_edge_fraction"] = measure.object_means(candidates, n, bone_edge)
     levels = _tissue_levels(background, fov.mask)
     levels["saturation"] = _saturation_level(image)
-    marker_level = min(levels["bright"] + params.marker_factor * levels["range"], levels["saturation"])
-    if levels["range"] >= _MIN_CONTRAST_FOR_MARKERS * float(np.median(noise.scale)):
-        markers = fov_module.marker_zone(
-            image,
-            marker_level,
-            min_area_px=int(5 * px_per_mm**2),
-            margin_px=int(round(params.marker_margin_mm * px_per_mm)),
-        )
-    else:  # no tissue contrast to speak of (a test pattern, a blank film): nothing can be told to be lead
-        markers = np.zeros(image.shape, bool)
+    markers = _marker_zones(image, levels, noise, params, px_per_mm)
     table["marker_fraction"] = measure.object_means(candidates, n, markers)
     # Long thin ridges also run along the skin and the field's edges (processing halos): outlines of both.
     body = background >= levels["air"] + params.min_tissue_fraction * levels["range"]
@@ -236,6 +212,49 @@ def segment_image(
     rejected = table.loc[~accepted].reset_index(drop=True)
     summary = _summary(radiograph, params, lesions, rejected, fov, noise, levels, conversion, line_px)
     return SegmentResult(radiograph, labels, lesions, rejected, candidates, table, fov, summary)
+
+
+def _read_source(source: str | PathLike[str] | Radiograph, spacing: float | tuple[float, float] | None) -> Radiograph:
+    """The Radiograph to segment: read from a path, or the one given (with a user spacing applied if any)."""
+    if isinstance(source, Radiograph):
+        return source if spacing is None else _with_spacing(source, validate_user_spacing(spacing))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reader's warnings are kept on the Radiograph and reported
+        return load_radiograph(source, spacing=spacing)
+
+
+def _smooth(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian smoothing of standard deviation ``sigma_px``; below 0.3 pixel the image itself."""
+    return cv2.GaussianBlur(image, (0, 0), sigma_px) if sigma_px >= 0.3 else image
+
+
+def _response_and_scale(
+    image: np.ndarray, background: np.ndarray, fov_mask: np.ndarray, quantile: float, window_px: int
+) -> tuple[np.ndarray, threshold.NoiseModel, np.ndarray]:
+    """What rises above the background, the per-level noise model and the local noise scale of that response."""
+    response = cv2.subtract(image, background)
+    noise = threshold.estimate_noise(response, background, fov_mask, quantile)
+    scale = threshold.local_noise_scale(response, threshold.threshold_image(noise, background, 1.0), window_px)
+    return response, noise, scale
+
+
+def _marker_zones(
+    image: np.ndarray, levels: dict[str, float], noise: threshold.NoiseModel, params: Params, px_per_mm: float
+) -> np.ndarray:
+    """Where lead markers lie; none is looked for on an image without tissue contrast (a test pattern)."""
+    if levels["range"] < _MIN_CONTRAST_FOR_MARKERS * float(np.median(noise.scale)):
+        return np.zeros(image.shape, bool)
+    return fov_module.marker_zone(
+        image,
+        _marker_level(levels, params),
+        min_area_px=int(5 * px_per_mm**2),
+        margin_px=int(round(params.marker_margin_mm * px_per_mm)),
+    )
+
+
+def _marker_level(levels: dict[str, float], params: Params) -> float:
+    """Brighter than dense bone by ``marker_factor`` of the tissue range, or a saturated plateau."""
+    return min(levels["bright"] + params.marker_factor * levels["range"], levels["saturation"])
 
 
 def _background(smoothed: np.ndarray, line_px: float, n_orientations: int, smooth_px: float) -> np.ndarray:
@@ -439,7 +458,7 @@ def _summary(
             "seed_k": params.seed_k,
             "grow_k": params.grow_k,
             "tissue_levels": {k: (float(v) if np.isfinite(v) else None) for k, v in levels.items()},
-            "marker_level": min(levels["bright"] + params.marker_factor * levels["range"], levels["saturation"]),
+            "marker_level": _marker_level(levels, params),
         },
         "working_image": conversion,
         "params": params.to_dict(),
