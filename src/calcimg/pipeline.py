@@ -345,6 +345,12 @@ def _measure_candidates(
     table["background_level"] = measure.object_means(labels, n, background)
     table["noise_scale"] = measure.object_means(labels, n, scale)
     table["contrast_k"] = table["mean_excess"] / np.maximum(table["noise_scale"], 1e-6)
+    table["max_excess"] = measure.object_maxima(labels, n, response)
+    # Mean excess of each candidate's rim (its pixels next to the outside): deposits are brightest inside,
+    # cortical rings and texture as bright at their rim.
+    inside = (labels > 0).view(np.uint8)
+    rim = (inside > 0) & (cv2.erode(inside, np.ones((3, 3), np.uint8), borderValue=0) == 0)
+    table["rim_excess"] = measure.object_means(np.where(rim, labels, 0), n, response)
     return table
 
 

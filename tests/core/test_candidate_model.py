@@ -12,6 +12,8 @@ def _table(**changes) -> pd.DataFrame:
         "width_px": 20.0,
         "contrast_k": 30.0,
         "mean_excess": 300.0,
+        "max_excess": 600.0,
+        "rim_excess": 150.0,
         "max_intensity": 1600.0,
         "background_level": 1000.0,
         "noise_scale": 10.0,
@@ -47,7 +49,16 @@ def test_dense_compact_deposit_scores_above_faint_noise_blob():
     """A dense, compact, well-contrasted deposit scores high; a faint blob in a noisy region scores low."""
     deposit = candidate_features(_table(), 10.0, LEVELS)
     noise = candidate_features(
-        _table(area_px=20.0, width_px=3.0, contrast_k=3.0, mean_excess=30.0, max_intensity=1060.0, noise_scale=10.0),
+        _table(
+            area_px=20.0,
+            width_px=3.0,
+            contrast_k=3.0,
+            mean_excess=30.0,
+            max_excess=40.0,
+            rim_excess=28.0,
+            max_intensity=1060.0,
+            noise_scale=10.0,
+        ),
         10.0,
         LEVELS,
     )

@@ -30,6 +30,8 @@ FEATURES = (
     "bone_edge_fraction",
     "background_fraction",
     "log_relative_noise",
+    "log_peak_over_mean",
+    "rim_over_mean",
 )
 
 
@@ -39,8 +41,9 @@ def candidate_features(table: pd.DataFrame, px_per_mm: float, levels: dict[str, 
     Parameters
     ----------
     table : pandas.DataFrame
-        Candidate measurements (``area_px``, ``width_px``, ``contrast_k``, ``mean_excess``, ``max_intensity``,
-        ``background_level``, ``noise_scale``, ``eccentricity``, ``bone_overlap``, ``bone_edge_fraction``).
+        Candidate measurements (``area_px``, ``width_px``, ``contrast_k``, ``mean_excess``, ``max_excess``,
+        ``rim_excess``, ``max_intensity``, ``background_level``, ``noise_scale``, ``eccentricity``,
+        ``bone_overlap``, ``bone_edge_fraction``).
     px_per_mm : float
         Pixels per mm of the image.
     levels : dict
@@ -72,6 +75,12 @@ def candidate_features(table: pd.DataFrame, px_per_mm: float, levels: dict[str, 
             "bone_edge_fraction": table["bone_edge_fraction"].to_numpy(float),
             "background_fraction": (table["background_level"].to_numpy(float) - float(levels["dark"])) / tissue_range,
             "log_relative_noise": np.log(np.maximum(table["noise_scale"].to_numpy(float) / tissue_range, 1e-6)),
+            "log_peak_over_mean": np.log(
+                np.maximum(table["max_excess"].to_numpy(float), 1.0)
+                / np.maximum(table["mean_excess"].to_numpy(float), 1.0)
+            ),
+            "rim_over_mean": table["rim_excess"].to_numpy(float)
+            / np.maximum(table["mean_excess"].to_numpy(float), 1.0),
         },
         columns=list(FEATURES),
     )
@@ -92,9 +101,9 @@ def candidate_scores(features: pd.DataFrame, model: dict[str, Any] | None = None
 
     Examples
     --------
-    >>> model = {"features": list(FEATURES), "mean": [0.0] * 11, "scale": [1.0] * 11,
-    ...          "coef": [1.0] + [0.0] * 10, "intercept": 0.0}
-    >>> row = pd.DataFrame([[0.0] * 11], columns=list(FEATURES))
+    >>> model = {"features": list(FEATURES), "mean": [0.0] * 13, "scale": [1.0] * 13,
+    ...          "coef": [1.0] + [0.0] * 12, "intercept": 0.0}
+    >>> row = pd.DataFrame([[0.0] * 13], columns=list(FEATURES))
     >>> float(candidate_scores(row, model)[0])
     0.5
     """
