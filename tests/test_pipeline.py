@@ -208,7 +208,6 @@ def test_areas_scale_with_spacing_squared():
     doubled = replace(
         base,
         background_line_mm=2 * base.background_line_mm,
-        mass_line_mm=2 * base.mass_line_mm,
         smoothing_mm=2 * base.smoothing_mm,
         extent_smoothing_mm=2 * base.extent_smoothing_mm,
         noise_window_mm=2 * base.noise_window_mm,

@@ -146,8 +146,6 @@ class Params:
         Length of the straight lines whose grey openings (in every direction) make the local background: bright
         structures that contain such a line (bones, cortical edges, skin, soft tissue) are background, while
         deposits shorter than this in every direction stand out of it.
-    mass_line_mm : float
-        Line length of the coarse pass that finds large (tumoral) masses; 0 switches it off.
     n_orientations : int
         Number of line directions over 180 degrees.
     smoothing_mm : float
@@ -199,7 +197,6 @@ class Params:
     """
 
     background_line_mm: float = 12.0
-    mass_line_mm: float = 45.0
     n_orientations: int = 12
     smoothing_mm: float = 0.3
     extent_smoothing_mm: float = 0.1
@@ -229,7 +226,6 @@ class Params:
             if not (float(getattr(self, name)) > 0):
                 raise ValueError(f"Params.{name} must be positive, got {getattr(self, name)!r}")
         non_negative = (
-            "mass_line_mm",
             "min_area_mm2",
             "min_contrast_k",
             "min_relative_excess",
