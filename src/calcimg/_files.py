@@ -7,12 +7,35 @@ on POSIX file systems: a run killed at any moment leaves either the old file, th
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from calcimg.errors import CalcimgError
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that :func:`json.dumps` accepts: numpy scalars as Python numbers, tuples as lists,
+    keys as strings, NaN and infinities as None.
+
+    Examples
+    --------
+    >>> json_safe({"a": np.int64(3), "b": (np.float32(0.5), float("nan")), 1: np.bool_(True)})
+    {'a': 3, 'b': [0.5, None], '1': True}
+    """
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

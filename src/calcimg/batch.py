@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from calcimg import __version__
-from calcimg._files import atomic_write_json, atomic_write_text
+from calcimg._files import atomic_write_json, atomic_write_text, json_safe
 from calcimg.errors import CalcimgError, InputError
 from calcimg.io import load_radiograph
 from calcimg.model import public_metadata
@@ -149,7 +149,7 @@ def write_inventory(inventory: Inventory, out_dir: str | os.PathLike[str]) -> di
         out_dir / "inputs.json",
         {
             "calcimg_version": __version__,
-            "inputs": _json_records(inventory.table),
+            "inputs": json_safe(inventory.table.to_dict(orient="records")),
             "errors": inventory.errors,
         },
     )
@@ -158,14 +158,3 @@ def write_inventory(inventory: Inventory, out_dir: str | os.PathLike[str]) -> di
         pd.DataFrame(inventory.errors, columns=["file", "message"]).to_csv(buffer, index=False)
         written["errors"] = atomic_write_text(out_dir / "errors.csv", buffer.getvalue())
     return written
-
-
-def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
-    return [{key: _json_scalar(value) for key, value in record.items()} for record in records]
-
-
-def _json_scalar(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalar
-        return value.item()
-    return value

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from calcimg import __version__
-from calcimg.errors import CalcimgError, InputError
+from calcimg.errors import CalcimgError
 
 
 def _add_phantom(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -114,27 +114,9 @@ def _add_segment(subparsers: argparse._SubParsersAction, common: argparse.Argume
 
 
 def _read_mask(path: Path | None):
-    if path is None:
-        return None
-    import tifffile
+    from calcimg.io import load_mask
 
-    from calcimg.io import read_file_bytes
-
-    data = read_file_bytes(path)
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import io
-
-            return tifffile.imread(io.BytesIO(data))
-        import cv2
-        import numpy as np
-
-        mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except (ValueError, OSError) as exc:
-        raise InputError(path, f"not a readable mask image ({exc})") from exc
-    if mask is None:
-        raise InputError(path, "not a readable mask image")
-    return mask
+    return None if path is None else load_mask(path)
 
 
 def _run_segment(args: argparse.Namespace) -> int:

@@ -30,8 +30,7 @@ from calcimg.core import anatomy, candidate_model, classify, measure, morphology
 from calcimg.core import fov as fov_module
 from calcimg.core.fov import FieldOfView, field_of_view
 from calcimg.errors import ParameterError
-from calcimg.io import load_radiograph
-from calcimg.io._common import validate_user_spacing
+from calcimg.io import load_radiograph, validate_user_spacing
 from calcimg.model import Params, Radiograph
 
 #: Spacing used to turn the mm of Params into pixels on an uncalibrated image (a typical CR/DX pixel). The

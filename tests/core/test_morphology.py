@@ -19,7 +19,6 @@ from calcimg.core.morphology import (
     grey_opening_disk,
     hysteresis,
     line_opening_max,
-    white_tophat_disk,
 )
 
 RADII = [0, 0.5, 1, 1.5, 2, 2.3, 3, 4, 5.5, 6.7, 10, 17.2]
@@ -134,15 +133,6 @@ def test_grey_opening_disk_radius_below_one_is_identity():
     image = _random_uint16(2)
     opened = grey_opening_disk(image, 0.7)
     assert np.array_equal(opened, image) and opened is not image
-
-
-def test_white_tophat_disk_keeps_small_blob():
-    """The top-hat holds a blob narrower than the disk at full height and is image - background elsewhere."""
-    image = np.full((40, 40), 1000, np.uint16)
-    image[18:21, 18:21] += 300
-    response, background = white_tophat_disk(image, 4)
-    assert (background == 1000).all()
-    assert (response[18:21, 18:21] == 300).all() and response.sum() == 9 * 300
 
 
 def test_line_opening_max_keeps_line_removes_square():

@@ -126,3 +126,27 @@ def test_relative_path_kept_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyP
 )
 def test_sniff_format(head: bytes, expected: str | None) -> None:
     assert sniff_format(head) == expected
+
+
+def test_load_mask_reads_values_unchanged_and_refuses_what_is_not_a_mask(tmp_path: Path) -> None:
+    """Masks keep their label values; a wrong shape, a colour image or a DICOM file is an InputError naming it."""
+    import cv2
+    import numpy as np
+    import tifffile
+
+    from calcimg.io import load_mask
+
+    labels = np.zeros((6, 5), np.uint16)
+    labels[1:3, 1:3] = 7
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    cv2.imwrite(str(tmp_path / "mask.png"), (labels > 0).astype(np.uint8) * 255)
+    assert np.array_equal(load_mask(tmp_path / "labels.tif"), labels)
+    assert np.array_equal(load_mask(tmp_path / "mask.png") > 0, labels > 0)
+    with pytest.raises(InputError, match=r"labels\.tif.*shape"):
+        load_mask(tmp_path / "labels.tif", shape=(5, 5))
+    cv2.imwrite(str(tmp_path / "colour.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(InputError, match=r"colour\.png.*single-channel"):
+        load_mask(tmp_path / "colour.png")
+    (tmp_path / "fake.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+    with pytest.raises(InputError, match=r"fake\.dcm.*TIFF or PNG"):
+        load_mask(tmp_path / "fake.dcm")

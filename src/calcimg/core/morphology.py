@@ -100,20 +100,6 @@ def grey_opening_disk(image: np.ndarray, radius: float, max_rectangles: int | No
     return opened
 
 
-def white_tophat_disk(
-    image: np.ndarray, radius: float, max_rectangles: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """White top-hat by a disk: what rises above the opening, and the opening itself (the background).
-
-    Returns
-    -------
-    response, background : numpy.ndarray
-        ``image - opening`` (never negative) and the opening, both of ``image``'s dtype.
-    """
-    background = grey_opening_disk(image, radius, max_rectangles)
-    return cv2.subtract(image, background), background
-
-
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill the holes of a binary mask (background regions not connected to the image border).
 

@@ -11,10 +11,15 @@ See :mod:`calcimg.io.dicom` and :mod:`calcimg.io.raster` for the conversion rule
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from os import PathLike
 from pathlib import Path
 from typing import Any
+
+import cv2
+import numpy as np
+import tifffile
 
 from calcimg.errors import InputError
 from calcimg.io._common import (
@@ -36,9 +41,11 @@ __all__ = [
     "METADATA_KEYS",
     "CalibrationWarning",
     "InputWarning",
+    "load_mask",
     "load_radiograph",
     "read_file_bytes",
     "sniff_format",
+    "validate_user_spacing",
 ]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -191,6 +198,44 @@ def load_radiograph(
         metadata=meta,
         warnings=[note.message for note in notes],
     )
+
+
+def load_mask(path: str | PathLike[str], shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a region mask or label image (TIFF, PNG) with its values unchanged: 0 outside, anything else inside.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The mask file; the format is recognised from its content.
+    shape : (int, int), optional
+        The image the mask belongs to; a mask of another shape is refused.
+
+    Returns
+    -------
+    numpy.ndarray
+        The 2-D mask or label array.
+
+    Raises
+    ------
+    calcimg.errors.InputError
+        When the file cannot be read, is not a TIFF or PNG image, is not 2-D or has the wrong shape.
+    """
+    data = read_file_bytes(path)
+    kind = sniff_format(data)
+    try:
+        if kind == "tiff":
+            mask = tifffile.imread(io.BytesIO(data))
+        elif kind == "png":
+            mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        else:
+            raise InputError(path, "not a mask image (masks are TIFF or PNG)")
+    except (ValueError, OSError, tifffile.TiffFileError) as exc:
+        raise InputError(path, f"not a readable mask image ({exc})") from exc
+    if mask is None or mask.ndim != 2:
+        raise InputError(path, "a mask must be a single-channel 2-D image")
+    if shape is not None and tuple(mask.shape) != tuple(shape):
+        raise InputError(path, f"mask of shape {mask.shape} for an image of shape {tuple(shape)}")
+    return mask
 
 
 def _emit(notes: list[Note], path: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import struct
 import uuid
 import zlib
@@ -20,7 +19,8 @@ import cv2
 import numpy as np
 import tifffile
 
-from calcimg._files import atomic_write_bytes, atomic_write_text
+from calcimg import __version__
+from calcimg._files import atomic_write_bytes, atomic_write_text, json_safe
 from calcimg.errors import ParameterError
 from calcimg.phantom.config import SITES, PhantomConfig, resolve_site
 from calcimg.phantom.pair import MANUFACTURER, PhantomPair, PhantomVisit, make_pair
@@ -28,40 +28,6 @@ from calcimg.phantom.pair import MANUFACTURER, PhantomPair, PhantomVisit, make_p
 FORMATS = ("dcm", "png", "tif")
 #: Fixed fake birth date of every phantom patient.
 BIRTH_DATE = "19600101"
-
-
-def calcimg_version() -> str:
-    """The installed calcimg version, or ``"0+unknown"`` when running from a source tree without metadata."""
-    try:
-        import calcimg
-
-        version = getattr(calcimg, "__version__", None)
-        if version:
-            return str(version)
-    except ImportError:  # pragma: no cover - calcimg is importable whenever this module is
-        pass
-    try:
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as dist_version
-
-        return dist_version("calcimg")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        f = float(value)
-        return None if math.isnan(f) or math.isinf(f) else f
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 #: Namespace of the name-based (version 5) UUIDs behind the phantom UIDs.
@@ -121,7 +87,7 @@ def write_dicom(visit: PhantomVisit, path: Path, subject: str, pair: PhantomPair
     ds.PresentationIntentType = "FOR PRESENTATION"
     ds.Manufacturer = MANUFACTURER
     ds.ManufacturerModelName = "calcimg.phantom"
-    ds.SoftwareVersions = calcimg_version()
+    ds.SoftwareVersions = __version__
     ds.ReferringPhysicianName = ""
     ds.PatientName = f"PHANTOM^{subject}"
     ds.PatientID = f"PH-{subject}"
@@ -271,12 +237,12 @@ def write_pair(
             paths[f"{visit.name}_{kind}"] = str(label_path)
     csv_path = truth / "lesions.csv"
     atomic_write_text(csv_path, pair.lesions.to_csv(index=False, lineterminator="\n", float_format="%.6g"))
-    summary = _json_safe(
+    summary = json_safe(
         {
             **pair.summary,
             "subject": subject,
             "format": fmt,
-            "calcimg_version": calcimg_version(),
+            "calcimg_version": __version__,
             "files": {v.name: Path(paths[v.name]).name for v in pair.visits},
         }
     )
