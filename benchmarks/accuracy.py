@@ -14,7 +14,18 @@ are predicted; a prediction is a false positive when it touches no truth lesion 
 - ``tophat``: a white top-hat with a 4 mm disk (OpenCV ellipse) and a median + 5 x MAD threshold, small objects
   removed.
 
-Prints markdown tables (overall, by site, by lesion size and kind, by confounder) and writes JSON.
+Each pair is also compared with :func:`calcimg.compare_pair` and scored against the pair's truth:
+
+- ``area_change_pct``: absolute error, in percentage points, of the % change of the total area (truth: the
+  change of the total anatomical area, detector area / magnification^2);
+- ``category``: progression / stable / improvement equal to the truth's;
+- new and resolved lesions: a truth new (resolved) lesion is found when 20% of its pixels lie in lesions the
+  comparison calls new (resolved); a lesion called new (resolved) is wrong when it touches no truth new
+  (resolved) lesion within 1 mm; F1 pooled over the pairs;
+- registration: residual (mm) between the true and the estimated transform over the baseline's tissue, and
+  whether every pair beyond 1 mm was flagged (registration not ok).
+
+Prints markdown tables (overall, by site, by lesion size and kind, by confounder, pairs) and writes JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from registration import residual_mm
 from skimage.filters import threshold_otsu
 from skimage.morphology import remove_small_objects
 
@@ -36,7 +48,7 @@ from calcimg.core.measure import label_objects
 from calcimg.core.scoring import score_segmentation
 from calcimg.phantom import SITES, make_pair
 from calcimg.phantom.writer import pair_seed
-from calcimg.pipeline import segment_image, working_image
+from calcimg.pipeline import compare_pair, working_image
 
 MIN_AREA_MM2 = 0.1
 
@@ -74,18 +86,99 @@ def confounders(summary: dict, visit: str) -> dict:
     }
 
 
-def evaluate_pair(task: tuple[int, int, str]) -> tuple[list[dict], list[dict]]:
-    """Segment both visits of one pair with calcimg and the baselines; per-image and per-lesion rows."""
+def change_detection(truth: np.ndarray, ids: np.ndarray, labels: np.ndarray, called: np.ndarray, tol: float) -> dict:
+    """Truth lesions ``ids`` against the predicted lesions ``called`` (a change class) of one visit."""
+    truth_class = np.where(np.isin(truth, ids), truth, 0)
+    predicted = np.where(np.isin(labels, called), labels, 0)
+    score = score_segmentation(truth_class, predicted, fp_tolerance_px=tol)
+    return {
+        "truth": len(score["found"]),
+        "found": int(sum(score["found"].values())),
+        "called": score["n_predicted"],
+        "called_right": score["n_predicted"] - score["false_positives"],
+    }
+
+
+def score_pair(pair, result) -> dict:
+    """Pair-level figures of one comparison against the pair's truth."""
+    truth = pair.summary
+    summary = result.summary
+    table = pair.lesions
+    new_ids = table.loc[(table["area_pre_px"] == 0) & (table["area_post_px"] > 0), "lesion_id"].to_numpy()
+    resolved_ids = table.loc[(table["area_pre_px"] > 0) & (table["area_post_px"] == 0), "lesion_id"].to_numpy()
+    matches = result.matches
+    called = {
+        name: matches.loc[(matches["visit"] == visit) & (matches["change_class"] == name), "lesion_id"].to_numpy()
+        for name, visit in (("new", "post"), ("resolved", "pre"))
+    }
+    new = change_detection(
+        pair.post.identity_labels, new_ids, result.post.labels, called["new"], 1.0 / pair.post.spacing_mm
+    )
+    resolved = change_detection(
+        pair.pre.identity_labels, resolved_ids, result.pre.labels, called["resolved"], 1.0 / pair.pre.spacing_mm
+    )
+    pct, true_pct = summary["area_change_pct"], truth["pct_change"]
+    residual = residual_mm(pair, result.transform)
+    return {
+        "site": pair.site,
+        "true_pct": true_pct,
+        "pct": pct,
+        "pct_error": abs(pct - true_pct) if pct is not None and true_pct is not None else np.nan,
+        "true_category": truth["category"],
+        "category": summary["category"],
+        "category_ok": summary["category"] == truth["category"],
+        "residual_mm": residual,
+        "flagged": not result.transform.ok,
+        "needs_review": summary["needs_review"],
+        **{f"new_{k}": v for k, v in new.items()},
+        **{f"resolved_{k}": v for k, v in resolved.items()},
+    }
+
+
+def summarise_pairs(pairs: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """Pair-level figures per group: % change error, category agreement, new/resolved F1, registration."""
+
+    def f1(group: pd.DataFrame, name: str) -> float:
+        recall = group[f"{name}_found"].sum() / max(group[f"{name}_truth"].sum(), 1)
+        precision = group[f"{name}_called_right"].sum() / max(group[f"{name}_called"].sum(), 1)
+        return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+    groups = pairs.groupby(by) if by else [("all", pairs)]
+    rows = []
+    for key, group in groups:
+        beyond = group["residual_mm"] > 1.0
+        rows.append(
+            {
+                (by or "pairs"): key,
+                "pct_err_median": group["pct_error"].median(),
+                "pct_err_p90": group["pct_error"].quantile(0.9),
+                "category_agreement": group["category_ok"].mean(),
+                "new_f1": f1(group, "new"),
+                "resolved_f1": f1(group, "resolved"),
+                "residual_median_mm": group["residual_mm"].median(),
+                "residual_<=1mm": (~beyond).mean(),
+                "all_beyond_1mm_flagged": bool(group.loc[beyond, "flagged"].all()),
+                "needs_review": group["needs_review"].mean(),
+                "pairs": len(group),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def evaluate_pair(task: tuple[int, int, str]) -> tuple[list[dict], list[dict], dict]:
+    """Compare one pair with calcimg, segment both visits with the baselines; per-image, per-lesion and pair rows."""
     index, seed, site = task
     pair = make_pair(seed, site)
     kinds = dict(zip(pair.lesions["lesion_id"], pair.lesions["kind"], strict=True))
     over_bone = dict(zip(pair.lesions["lesion_id"], pair.lesions["over_bone"], strict=True))
+    started = time.perf_counter()
+    result = compare_pair(pair.pre.radiograph, pair.post.radiograph)
+    pair_seconds = time.perf_counter() - started
     images, lesions = [], []
-    for visit in (pair.pre, pair.post):
+    for visit, segmented in ((pair.pre, result.pre), (pair.post, result.post)):
         spacing = visit.spacing_mm
-        started = time.perf_counter()
-        predicted = {"calcimg": segment_image(visit.radiograph).labels}
-        seconds = time.perf_counter() - started
+        predicted = {"calcimg": segmented.labels}
+        seconds = pair_seconds / 2
         predicted["otsu"] = otsu_baseline(visit.radiograph.pixels, spacing)
         predicted["tophat"] = tophat_baseline(visit.radiograph.pixels, spacing)
         for method, labels in predicted.items():
@@ -115,7 +208,7 @@ def evaluate_pair(task: tuple[int, int, str]) -> tuple[list[dict], list[dict]]:
                         **confounders(pair.summary, visit.name),
                     }
                 )
-    return images, lesions
+    return images, lesions, {"pair": f"{index:03d}-{site}", "seconds": pair_seconds, **score_pair(pair, result)}
 
 
 def summarise(images: pd.DataFrame, lesions: pd.DataFrame, by: str | None) -> pd.DataFrame:
@@ -151,8 +244,9 @@ def main() -> None:
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(evaluate_pair, tasks))
-    images = pd.DataFrame([row for rows, _ in results for row in rows])
-    lesions = pd.DataFrame([row for _, rows in results for row in rows])
+    images = pd.DataFrame([row for rows, _, _ in results for row in rows])
+    lesions = pd.DataFrame([row for _, rows, _ in results for row in rows])
+    pairs = pd.DataFrame([row for _, _, row in results])
     tables = {"overall": summarise(images, lesions, None)}
     for by in ("site", "edge_enhancement", "collimation", "noise", "spacing", "photometric"):
         tables[by] = summarise(images, lesions, by)
@@ -161,6 +255,8 @@ def main() -> None:
     tables["over_bone"] = (
         ours.groupby("over_bone")["found"].agg(["mean", "size"]).rename(columns={"mean": "sensitivity"})
     )
+    tables["pairs"] = summarise_pairs(pairs, None)
+    tables["pairs_by_site"] = summarise_pairs(pairs, "site")
     print(
         f"calcimg {calcimg.__version__}: {len(images) // 3} images from {args.pairs} pairs (cohort seed "
         f"{args.seed}), {time.perf_counter() - started:.0f} s"

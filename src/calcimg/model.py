@@ -133,6 +133,9 @@ class Radiograph:
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
 PARAMS_SCHEMA_VERSION = 1
 
+#: Transform models of the follow-up-to-baseline registration.
+REGISTRATION_MODELS = ("similarity", "affine")
+
 
 @dataclass(frozen=True)
 class Params:
@@ -192,6 +195,19 @@ class Params:
         rejected as markers.
     size_classes_mm : tuple of float
         Equivalent-diameter limits between the size classes punctate / small / medium / large / mass.
+    registration_model : str
+        "similarity" (rotation, isotropic scale, shift) or "affine": how the follow-up is aligned to the baseline.
+    match_distance_mm : float
+        Lesions of the two visits whose centroids lie within this distance (in the baseline frame) are matched
+        even when their outlines do not overlap.
+    change_band : float
+        Relative area change of a matched lesion (group) beyond which it is "grown" or "shrunk" (0.2 = 20%).
+    progression_pct, response_pct : float
+        Pair categories on the % change of the total area: progression above +``progression_pct``, improvement
+        below -``progression_pct``; a response needs a reduction of at least ``response_pct`` and no new lesion.
+    correct_magnification : bool
+        Divide the follow-up's areas by the square of the registration's relative scale before comparing them, so
+        that a change of magnification (patient-detector distance) is not counted as a change of the deposits.
     schema_version : int
         :data:`PARAMS_SCHEMA_VERSION` when written.
     """
@@ -218,6 +234,12 @@ class Params:
     marker_margin_mm: float = 8.0
     min_tissue_fraction: float = 0.08
     size_classes_mm: tuple[float, ...] = (1.0, 3.0, 8.0, 20.0)
+    registration_model: str = "similarity"
+    match_distance_mm: float = 2.0
+    change_band: float = 0.2
+    progression_pct: float = 25.0
+    response_pct: float = 20.0
+    correct_magnification: bool = True
     schema_version: int = PARAMS_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -233,10 +255,16 @@ class Params:
             "fov_margin_mm",
             "smoothing_mm",
             "min_tissue_fraction",
+            "match_distance_mm",
+            "change_band",
+            "progression_pct",
+            "response_pct",
         )
         for name in non_negative:
             if not (float(getattr(self, name)) >= 0):
                 raise ValueError(f"Params.{name} must be zero or positive, got {getattr(self, name)!r}")
+        if self.registration_model not in REGISTRATION_MODELS:
+            raise ValueError(f"Params.registration_model must be one of {REGISTRATION_MODELS}")
         if self.grow_k > self.seed_k:
             raise ValueError("Params.grow_k must not exceed seed_k")
         if self.min_area_mm2 >= self.max_area_mm2:

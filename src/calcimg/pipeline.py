@@ -12,6 +12,15 @@ Steps of :func:`segment_image`:
 5. label the candidates (8-connected), measure them and decide each one (:mod:`calcimg.core.measure`,
    :mod:`calcimg.core.classify`);
 6. fill the holes of the accepted lesions and measure them in mm and mm^2.
+
+Steps of :func:`compare_pair`:
+
+1. segment each visit on its own pixels (areas are never measured on resampled masks);
+2. register the follow-up to the baseline (:mod:`calcimg.core.registration`);
+3. carry the follow-up's label map into the baseline frame (nearest neighbour, for matching only) and match
+   lesions by overlap and distance, one-to-many allowed (:mod:`calcimg.core.matching`);
+4. total areas, counts and burden at both visits, their change, the category, the response and whether a reader
+   must review the pair.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from calcimg import __version__
-from calcimg.core import anatomy, candidate_model, classify, measure, morphology, threshold
+from calcimg.core import anatomy, candidate_model, classify, matching, measure, morphology, registration, threshold
 from calcimg.core import fov as fov_module
 from calcimg.core.fov import FieldOfView, field_of_view
 from calcimg.errors import ParameterError
@@ -257,10 +266,10 @@ def _marker_level(levels: dict[str, float], params: Params) -> float:
 
 
 def _background(smoothed: np.ndarray, line_px: float, n_orientations: int, smooth_px: float) -> np.ndarray:
-    """Line-opening background of the smoothed image, computed on a reduced copy when the pixels are much finer
-    than the smoothing (at least two pixels per smoothing sigma are kept), so that fine-pixel films cost about
-    what coarser ones do. The result never exceeds the smoothed image."""
-    factor = max(1, int(smooth_px // 2))
+    """Line-opening background of the smoothed image, computed on a copy reduced to about one pixel per smoothing
+    sigma (the smoothed image holds no finer detail), so that fine-pixel films cost about what coarser ones do.
+    The result never exceeds the smoothed image."""
+    factor = max(1, int(smooth_px))
     if factor == 1:
         return morphology.line_opening_max(smoothed, line_px, n_orientations)
     rows, cols = smoothed.shape
@@ -469,3 +478,171 @@ def _summary(
         "params": params.to_dict(),
         "warnings": list(radiograph.warnings),
     }
+
+
+@dataclass
+class PairResult:
+    """What :func:`compare_pair` found on a baseline/follow-up pair.
+
+    Attributes
+    ----------
+    pre, post : SegmentResult
+        Each visit segmented and measured on its own pixels.
+    transform : calcimg.core.registration.Registration
+        Follow-up to baseline alignment, with its quality and whether it is trusted.
+    matches : pandas.DataFrame
+        One row per lesion per visit: its match group, the lesions it is matched with and its change class
+        (stable, grown, shrunk, resolved, new) with the group's areas and change.
+    post_labels_in_pre : numpy.ndarray
+        The follow-up's label map carried into the baseline frame (nearest neighbour; for display and matching,
+        never for measuring).
+    summary : dict
+        JSON-safe pair record (see :func:`compare_pair`).
+    """
+
+    pre: SegmentResult
+    post: SegmentResult
+    transform: registration.Registration
+    matches: pd.DataFrame
+    post_labels_in_pre: np.ndarray
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def compare_pair(
+    pre: str | PathLike[str] | Radiograph,
+    post: str | PathLike[str] | Radiograph,
+    params: Params | None = None,
+    spacing: float | tuple[float, float] | None = None,
+) -> PairResult:
+    """Compare a baseline film with a follow-up film of the same site.
+
+    Parameters
+    ----------
+    pre, post : str, PathLike or Radiograph
+        Baseline and follow-up (files or Radiographs).
+    params : Params, optional
+        Defaults to ``Params()``; the comparison uses ``registration_model``, ``match_distance_mm``,
+        ``change_band``, ``progression_pct``, ``response_pct`` and ``correct_magnification``.
+    spacing : float or (float, float), optional
+        Pixel spacing in mm overriding both files'.
+
+    Returns
+    -------
+    PairResult
+        Its ``summary`` holds pre_count, post_count, pre_area_mm2, post_area_mm2, area_change_mm2,
+        area_change_pct, count_change, burden figures, new, resolved, grown, shrunk, stable, category, response,
+        registration, needs_review (with ``review_reasons``), params, version and inputs.
+    """
+    params = params or Params()
+    pre_result = segment_image(pre, params, spacing)
+    post_result = segment_image(post, params, spacing)
+    transform = registration.register(
+        working_image(pre_result.radiograph.pixels)[0],
+        working_image(post_result.radiograph.pixels)[0],
+        _mean_spacing(pre_result.radiograph),
+        _mean_spacing(post_result.radiograph),
+        fixed_mask=pre_result.fov.mask,
+        moving_mask=post_result.fov.mask,
+        model=params.registration_model,
+    )
+    post_in_pre = registration.warp_labels(post_result.labels, transform, pre_result.radiograph.shape)
+    post_field_in_pre = registration.warp_labels(
+        post_result.fov.mask.view(np.uint8), transform, pre_result.radiograph.shape
+    )
+    area_scale = transform.scale**2 if params.correct_magnification and transform.ok else 1.0
+    matches = matching.match_lesions(
+        _with_areas(pre_result),
+        _with_areas(post_result),
+        pre_result.labels,
+        post_in_pre,
+        distance_mm=params.match_distance_mm,
+        pre_spacing_mm=_mean_spacing(pre_result.radiograph),
+        change_band=params.change_band,
+        post_area_scale=area_scale,
+        registration=transform,
+        pre_field=pre_result.fov.mask,
+        post_field_in_pre=post_field_in_pre > 0,
+    )
+    summary = _pair_summary(pre_result, post_result, transform, matches, params, area_scale)
+    return PairResult(pre_result, post_result, transform, matches, post_in_pre, summary)
+
+
+def _mean_spacing(radiograph: Radiograph) -> float | None:
+    spacing = radiograph.spacing_mm
+    return None if spacing is None else (float(spacing[0]) + float(spacing[1])) / 2
+
+
+def _with_areas(result: SegmentResult) -> pd.DataFrame:
+    """The lesion table with the area the comparison uses in ``area_mm2`` (pixels when uncalibrated)."""
+    table = result.lesions.copy()
+    if not result.radiograph.calibrated:
+        table["area_mm2"] = table["area_px"].astype(float)
+    return table
+
+
+def _pair_summary(
+    pre: SegmentResult,
+    post: SegmentResult,
+    transform: registration.Registration,
+    matches: pd.DataFrame,
+    params: Params,
+    area_scale: float,
+) -> dict[str, Any]:
+    calibrated = pre.radiograph.calibrated and post.radiograph.calibrated
+    units = "mm" if calibrated else "px"
+    pre_area = float(_with_areas(pre)["area_mm2"].sum())
+    post_measured = float(_with_areas(post)["area_mm2"].sum())
+    post_area = post_measured / area_scale
+    counts = matching.pair_counts(matches)
+    pct, category, response = matching.categorise(
+        pre_area, post_area, counts["new"], params.progression_pct, params.response_pct
+    )
+    pre_burden = float(pre.lesions["burden"].sum()) if len(pre.lesions) else 0.0
+    post_burden = float(post.lesions["burden"].sum()) / area_scale if len(post.lesions) else 0.0
+    reasons = []
+    if not transform.ok:
+        reasons += [f"registration: {reason}" for reason in transform.reasons] or ["registration doubtful"]
+    for name, result in (("baseline", pre), ("follow-up", post)):
+        if not result.radiograph.calibrated:
+            reasons.append(f"{name} is uncalibrated (no pixel spacing): areas in pixels")
+    if pct is None and post_area > 0:
+        reasons.append("no lesion at baseline: % change undefined")
+    return {
+        "calcimg_version": __version__,
+        "units": units,
+        "pre_count": int(len(pre.lesions)),
+        "post_count": int(len(post.lesions)),
+        "count_change": int(len(post.lesions) - len(pre.lesions)),
+        f"pre_area_{units}2": pre_area,
+        f"post_area_{units}2": post_area,
+        f"post_area_measured_{units}2": post_measured,
+        f"area_change_{units}2": post_area - pre_area,
+        "area_change_pct": pct,
+        "pre_burden": pre_burden,
+        "post_burden": post_burden,
+        "burden_change_pct": 100.0 * (post_burden - pre_burden) / pre_burden if pre_burden > 0 else None,
+        "new": counts["new"],
+        "resolved": counts["resolved"],
+        "grown": counts["grown"],
+        "shrunk": counts["shrunk"],
+        "stable": counts["stable"],
+        "outside_field": counts["outside_field"],
+        "category": category,
+        "response": response,
+        "magnification_correction": area_scale,
+        "registration": transform.to_dict(),
+        "needs_review": bool(reasons),
+        "review_reasons": reasons,
+        "params": params.to_dict(),
+        "version": __version__,
+        "inputs": {"pre": pre.radiograph.identity(), "post": post.radiograph.identity()},
+        "dates": {"pre": _study_date(pre.radiograph), "post": _study_date(post.radiograph)},
+    }
+
+
+def _study_date(radiograph: Radiograph) -> str | None:
+    for key in ("study_date", "acquisition_date"):
+        value = radiograph.metadata.get(key)
+        if value:
+            return str(value)
+    return None

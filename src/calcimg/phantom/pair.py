@@ -15,6 +15,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
+# The pair categories come from the function the pipeline uses; the names stay importable from here.
+from calcimg.core.matching import PROGRESSION_PCT as PROGRESSION_PCT
+from calcimg.core.matching import RESPONSE_PCT as RESPONSE_PCT
+from calcimg.core.matching import categorise as categorise
 from calcimg.model import Radiograph
 from calcimg.phantom.acquisition import (
     Display,
@@ -39,9 +43,6 @@ from calcimg.phantom.lesions import Lesion, _choose, place_lesions, placement_ma
 #: Transfer syntax the writer uses (explicit VR little endian), recorded in the radiograph metadata.
 TRANSFER_SYNTAX = "1.2.840.10008.1.2.1"
 MANUFACTURER = "calcimg phantom"
-#: Thresholds of the pair categories (percent change of the total anatomical area).
-PROGRESSION_PCT = 25.0
-RESPONSE_PCT = 20.0
 
 
 @dataclass
@@ -381,46 +382,6 @@ def lesion_table(lesions: list[Lesion], pre: PhantomVisit, post: PhantomVisit) -
             }
         )
     return pd.DataFrame(rows)
-
-
-def categorise(pre_total: float, post_total: float, n_new: int) -> tuple[float | None, str, str]:
-    """Percent change, change category and radiologic response from total areas.
-
-    Parameters
-    ----------
-    pre_total, post_total : float
-        Total anatomical areas (mm^2).
-    n_new : int
-        Lesions present only at follow-up.
-
-    Returns
-    -------
-    pct_change : float or None
-        None when the baseline total is 0.
-    category : str
-        "progression" (> +25%), "improvement" (< -25%) or "stable".
-    response : str
-        "complete_resolution" (follow-up 0, baseline > 0), "response" (reduction >= 20% and no new lesion) or
-        "no_response".
-
-    Examples
-    --------
-    >>> categorise(100.0, 70.0, 0)
-    (-30.0, 'improvement', 'response')
-    >>> categorise(100.0, 70.0, 1)
-    (-30.0, 'improvement', 'no_response')
-    """
-    if pre_total <= 0:
-        return None, ("progression" if post_total > 0 else "stable"), "no_response"
-    pct = 100.0 * (post_total - pre_total) / pre_total
-    category = "progression" if pct > PROGRESSION_PCT else "improvement" if pct < -PROGRESSION_PCT else "stable"
-    if post_total == 0:
-        response = "complete_resolution"
-    elif pct <= -RESPONSE_PCT and n_new == 0:
-        response = "response"
-    else:
-        response = "no_response"
-    return pct, category, response
 
 
 def _summary(

@@ -1,0 +1,209 @@
+"""Tests of calcimg.compare_pair and the pair report: summary, matches, review flags and written files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calcimg import compare_pair
+from calcimg.model import Params, Radiograph
+from calcimg.phantom import PhantomConfig, make_pair
+from calcimg.report.pair import CHANGE_COLOURS_BGR, pair_lesion_table, pair_overlay, write_comparison
+
+REQUIRED_KEYS = (
+    "pre_count",
+    "post_count",
+    "pre_area_mm2",
+    "post_area_mm2",
+    "area_change_mm2",
+    "area_change_pct",
+    "count_change",
+    "new",
+    "resolved",
+    "category",
+    "response",
+    "registration",
+    "needs_review",
+    "params",
+    "version",
+    "inputs",
+)
+
+
+def _film(seed: int = 0, shape: tuple[int, int] = (400, 400)) -> np.ndarray:
+    """A smooth textured film (soft tissue with two 'bones') with mild noise, uint16."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    image = 1500 + 400 * np.exp(-(((cols - 130) / 25.0) ** 2)) + 500 * np.exp(-(((cols - 280) / 35.0) ** 2))
+    image += 150 * np.sin(rows / 23.0) * np.cos(cols / 31.0) + rng.normal(0, 8, shape)
+    return image
+
+
+def _with_disks(image: np.ndarray, disks: list[tuple[int, int, int]], height: float = 600) -> np.ndarray:
+    rows, cols = np.ogrid[: image.shape[0], : image.shape[1]]
+    out = image.copy()
+    for r0, c0, radius in disks:
+        out[(rows - r0) ** 2 + (cols - c0) ** 2 <= radius**2] += height
+    return np.clip(np.round(out), 0, 65535).astype(np.uint16)
+
+
+def _radiograph(pixels: np.ndarray, spacing: float | None = 0.2, name: str = "x") -> Radiograph:
+    if spacing is None:
+        return Radiograph(pixels, content_hash=f"sha256:{name}")
+    return Radiograph(pixels, spacing_mm=(spacing, spacing), spacing_source="user", content_hash=f"sha256:{name}")
+
+
+BASE_DISKS = [(80, 60, 9), (200, 200, 8), (320, 340, 10)]
+
+
+@pytest.fixture(scope="module")
+def changed_pair():
+    """Baseline with three deposits; follow-up: the first unchanged, the second doubled in radius (4x area), the
+    third gone, and a new one."""
+    film = _film()
+    pre = _with_disks(film, BASE_DISKS)
+    post = _with_disks(film, [(80, 60, 9), (200, 200, 16), (330, 80, 9)])
+    return compare_pair(_radiograph(pre, name="pre"), _radiograph(post, name="post"))
+
+
+def test_summary_has_required_keys_and_is_json(changed_pair):
+    summary = changed_pair.summary
+    for key in REQUIRED_KEYS:
+        assert key in summary, key
+    json.dumps(summary)
+    assert summary["inputs"]["pre"]["content_hash"] == "sha256:pre"
+    assert summary["params"] == Params().to_dict()
+
+
+def test_change_classes_on_known_changes(changed_pair):
+    matches = changed_pair.matches
+    pre_ids = {int(changed_pair.pre.labels[r, c]): (r, c) for r, c, _ in BASE_DISKS}
+    classes = {
+        (row.visit, pre_ids.get(row.lesion_id) if row.visit == "pre" else None): row.change_class
+        for row in matches.itertuples()
+    }
+    assert classes[("pre", (80, 60))] == "stable"
+    assert classes[("pre", (200, 200))] == "grown"
+    assert classes[("pre", (320, 340))] == "resolved"
+    summary = changed_pair.summary
+    assert (summary["pre_count"], summary["post_count"]) == (3, 3)
+    assert (summary["new"], summary["resolved"], summary["grown"], summary["stable"]) == (1, 1, 1, 1)
+    assert summary["registration"]["ok"] is True
+    assert summary["needs_review"] is False
+
+
+def test_area_change_matches_the_segmented_areas(changed_pair):
+    summary = changed_pair.summary
+    pre_area = float(changed_pair.pre.lesions["area_mm2"].sum())
+    post_area = float(changed_pair.post.lesions["area_mm2"].sum()) / summary["magnification_correction"]
+    assert summary["pre_area_mm2"] == pytest.approx(pre_area)
+    assert summary["post_area_mm2"] == pytest.approx(post_area)
+    assert summary["area_change_pct"] == pytest.approx(100 * (post_area - pre_area) / pre_area)
+    # Areas: pi r^2 at 0.04 mm^2 per pixel: 9,8,10 -> 9,16,9 gives about +60%.
+    assert 40 < summary["area_change_pct"] < 80
+    assert summary["category"] == "progression"
+    assert summary["response"] == "no_response"
+
+
+def test_identical_films_are_stable_with_no_change():
+    pixels = _with_disks(_film(1), BASE_DISKS)
+    result = compare_pair(_radiograph(pixels, name="a"), _radiograph(pixels, name="a"))
+    summary = result.summary
+    assert summary["area_change_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert (summary["new"], summary["resolved"]) == (0, 0)
+    assert set(result.matches["change_class"]) == {"stable"}
+    assert summary["category"] == "stable"
+    assert summary["registration"]["scale"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_shifted_follow_up_is_registered_and_matched():
+    film = _film(2, (420, 420))
+    pre = _with_disks(film, BASE_DISKS)
+    shifted = np.roll(np.roll(pre, 12, axis=0), -7, axis=1)
+    result = compare_pair(_radiograph(pre, name="a"), _radiograph(shifted, name="b"))
+    matrix = np.asarray(result.summary["registration"]["matrix"])
+    # Follow-up pixel (x, y) maps to baseline (x + 7, y - 12).
+    assert matrix[0, 2] == pytest.approx(7, abs=0.7)
+    assert matrix[1, 2] == pytest.approx(-12, abs=0.7)
+    assert set(result.matches["change_class"]) == {"stable"}
+
+
+def test_uncalibrated_visit_needs_review():
+    pixels = _with_disks(_film(3), BASE_DISKS)
+    result = compare_pair(_radiograph(pixels, None, "a"), _radiograph(pixels, None, "b"))
+    summary = result.summary
+    assert summary["needs_review"] is True
+    assert any("uncalibrated" in reason for reason in summary["review_reasons"])
+    assert summary["units"] == "px"
+    assert "pre_area_px2" in summary
+
+
+def test_unrelated_films_are_flagged_not_matched():
+    pre = _with_disks(_film(4), BASE_DISKS)
+    rng = np.random.default_rng(9)
+    noise = np.clip(rng.normal(2000, 300, (400, 400)), 0, 65535).astype(np.uint16)
+    result = compare_pair(_radiograph(pre, name="a"), _radiograph(noise, name="b"))
+    assert result.summary["registration"]["ok"] is False
+    assert result.summary["needs_review"] is True
+    assert any(reason.startswith("registration") for reason in result.summary["review_reasons"])
+
+
+def test_magnification_change_is_not_counted_as_growth():
+    """The follow-up re-rendered 3% larger: measured areas grow 6%, the corrected comparison stays near 0."""
+    pair = make_pair(11, "forearm", PhantomConfig(shape=(640, 640)))
+    result = compare_pair(pair.pre.radiograph, pair.pre.radiograph)
+    assert result.summary["area_change_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert result.summary["magnification_correction"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_params_change_band_moves_grown_to_stable(changed_pair):
+    film = _film()
+    pre = _with_disks(film, BASE_DISKS)
+    post = _with_disks(film, [(80, 60, 9), (200, 200, 16), (330, 80, 9)])
+    wide = replace(Params(), change_band=5.0)  # a 4x area change is within a 500% band
+    result = compare_pair(_radiograph(pre, name="pre"), _radiograph(post, name="post"), wide)
+    grown_before = changed_pair.summary["grown"]
+    assert grown_before == 1 and result.summary["grown"] == 0 and result.summary["stable"] == 2
+
+
+def test_pair_lesion_table_and_overlay(changed_pair):
+    table = pair_lesion_table(changed_pair)
+    assert list(table["visit"].unique()) == ["pre", "post"]
+    assert len(table) == len(changed_pair.pre.lesions) + len(changed_pair.post.lesions)
+    assert table["area_mm2"].notna().all()
+    picture = pair_overlay(changed_pair)
+    assert picture.ndim == 3 and picture.shape[1] > 2 * picture.shape[0]
+    # The new lesion's colour appears in the follow-up panel near its position.
+    panel_width = (picture.shape[1] - 8) // 3
+    scale = panel_width / 400
+    red = np.all(picture == CHANGE_COLOURS_BGR["new"], axis=2)
+    rows, cols = np.nonzero(red)
+    near = (np.abs(rows - 330 * scale) < 20 * scale) & (np.abs(cols - (panel_width + 4 + 80 * scale)) < 20 * scale)
+    assert near.any()
+
+
+def test_write_comparison_files(changed_pair, tmp_path):
+    written = write_comparison(changed_pair, tmp_path, "base", "follow")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(
+        ["summary.json", "lesions.csv", "pair_overlay.png"]
+        + [
+            f"{stem}_{kind}"
+            for stem in ("base", "follow")
+            for kind in ("labels.tif", "lesions.csv", "summary.json", "overlay.png")
+        ]
+    )
+    summary = json.loads(written["summary"].read_text())
+    assert summary["new"] == changed_pair.summary["new"]
+    table = pd.read_csv(written["lesions"])
+    assert set(table["change_class"]) == {"stable", "grown", "resolved", "new"}
+
+
+def test_same_stems_get_visit_prefixes(changed_pair, tmp_path):
+    written = write_comparison(changed_pair, tmp_path, "film", "film")
+    assert written["pre_labels"].name == "pre_film_labels.tif"
+    assert written["post_labels"].name == "post_film_labels.tif"
