@@ -23,9 +23,12 @@ $(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $@ $(VENV)/.installed-core
 
+# The main job: pair and compare the sample films, then point at the report. A re-run skips finished items;
+# the exit status is kept (non-zero when an item failed).
 demo: $(VENV)/.installed-core
-	$(VENV)/bin/calcimg info sample_images --out $(RESULTS)
-	@echo "Results are in $(RESULTS)/ (inputs.csv, inputs.json)."
+	$(VENV)/bin/calcimg batch sample_images --out $(RESULTS); status=$$?; \
+	echo "Report: $(abspath $(RESULTS))/report.html (cohort.csv, cohort.json, errors.csv, batch.log beside it)"; \
+	exit $$status
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)

@@ -147,6 +147,119 @@ def _run_segment(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _add_compare(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        parents=[common],
+        help="compare a baseline and a follow-up film of the same site",
+        description="Segment both films, align the follow-up to the baseline, match the lesions and write "
+        "summary.json (counts, areas, change, category, response, registration, needs_review), lesions.csv (one "
+        "row per lesion per visit with its match and change class), pair_overlay.png and each film's own "
+        "segmentation files.",
+    )
+    parser.add_argument("pre", type=Path, help="baseline radiograph")
+    parser.add_argument("post", type=Path, help="follow-up radiograph")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+    parser.add_argument("--spacing", type=float, help="pixel spacing in mm for both films, overriding the files'")
+    parser.add_argument("--params", type=Path, help="Params as JSON (see 'calcimg params')")
+    parser.set_defaults(run=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from calcimg.pipeline import compare_pair, read_params
+    from calcimg.report.pair import write_comparison
+
+    params = read_params(args.params) if args.params else None
+    result = compare_pair(args.pre, args.post, params, spacing=args.spacing)
+    write_comparison(result, args.out, args.pre.stem, args.post.stem)
+    if not args.quiet:
+        summary = result.summary
+        units = summary["units"]
+        pct = summary["area_change_pct"]
+        print(
+            f"baseline {summary['pre_count']} lesion(s), {summary[f'pre_area_{units}2']:.1f} {units}^2; "
+            f"follow-up {summary['post_count']}, {summary[f'post_area_{units}2']:.1f} {units}^2; change "
+            f"{'n/a' if pct is None else f'{pct:+.1f}%'} ({summary['category']}, "
+            f"{summary['response'].replace('_', ' ')}); {summary['new']} new, {summary['resolved']} resolved"
+        )
+        if summary["needs_review"]:
+            print("needs review: " + "; ".join(summary["review_reasons"]))
+        print(f"results in {args.out}")
+    return 0
+
+
+def _add_batch(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "batch",
+        parents=[common],
+        help="compare every baseline/follow-up pair of a study and write a cohort table and report",
+        description="Find the images of a study (or read a manifest), pair each follow-up with the baseline of "
+        "the same subject and site, compare the pairs and segment the single images, in local processes or on a "
+        "Dask cluster. Writes per item the files of 'calcimg compare' / 'calcimg segment', then cohort.csv, "
+        "cohort.json, errors.csv, report.html and batch.log. A re-run skips the items whose inputs and Params "
+        "are unchanged. Pairing rules: docs/batch.md.",
+    )
+    parser.add_argument("input", type=Path, help="study folder, or a manifest CSV")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+    parser.add_argument("--manifest", type=Path, help="manifest CSV (subject, site, timepoint/date, path, spacing)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
+    parser.add_argument("--jobs", type=int, help="local worker processes (default: the number of cores)")
+    parser.add_argument("--scheduler", help="address of a Dask scheduler to run on instead of local processes")
+    parser.add_argument("--params", type=Path, help="Params as JSON (see 'calcimg params')")
+    parser.add_argument("--spacing", type=float, help="pixel spacing in mm for images the manifest gives none")
+    parser.add_argument(
+        "--also-previous", action="store_true", help="compare each follow-up with the previous timepoint too"
+    )
+    parser.add_argument(
+        "--keep-identifiers", action="store_true", help="name subjects by their ids instead of pseudonyms"
+    )
+    parser.add_argument(
+        "--pseudonym-key", help="key of the subject pseudonyms (default: $CALCIMG_PSEUDONYM_KEY, else a public key)"
+    )
+    parser.set_defaults(run=_run_batch)
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from calcimg.batch import BatchOptions, build_plan, format_plan, run_batch
+    from calcimg.errors import ParameterError
+    from calcimg.io import validate_user_spacing
+    from calcimg.pairing import resolve_pseudonym_key
+    from calcimg.pipeline import read_params
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ParameterError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.spacing is not None:
+        validate_user_spacing(args.spacing)
+    params = read_params(args.params) if args.params else None
+    key, default_key = resolve_pseudonym_key(args.pseudonym_key)
+    plan = build_plan(
+        args.input,
+        args.manifest,
+        also_previous=args.also_previous,
+        keep_identifiers=args.keep_identifiers,
+        pseudonym_key=key,
+        exclude=args.out,
+    )
+    if args.dry_run:
+        print(format_plan(plan))
+        return 1 if plan.problems else 0
+    options = BatchOptions(
+        out_dir=args.out,
+        spacing=args.spacing,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        quiet=args.quiet,
+        keep_identifiers=args.keep_identifiers,
+        default_key=default_key,
+    )
+    if params is not None:
+        options.params = params
+    result = run_batch(plan, options)
+    if not args.quiet:
+        print(f"report: {result.written['report']}")
+    return 0 if result.ok else 1
+
+
 def _add_params(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "params",
@@ -175,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_segment(subparsers, common)
+    _add_compare(subparsers, common)
+    _add_batch(subparsers, common)
     _add_params(subparsers, common)
     _add_info(subparsers, common)
     _add_phantom(subparsers, common)
