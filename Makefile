@@ -20,7 +20,7 @@ $(VENV)/.installed-core: pyproject.toml $(CONSTRAINTS) | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev,napari,distributed]"
 	touch $@ $(VENV)/.installed-core
 
 # The main job: pair and compare the sample films, then point at the report. A re-run skips finished items;

@@ -1,0 +1,201 @@
+"""The plugin in a napari viewer (headless, under Xvfb): manifest contributions, both widgets, a whole review, and a
+screenshot check that lesion colours are drawn where the lesions are."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+napari = pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    # Without a screen Qt aborts the whole run; pytest-xvfb (and xvfb) provide one.
+    pytest.skip("no display: install xvfb and pytest-xvfb (docs/napari.md)", allow_module_level=True)
+
+from calcimg._napari._layers import CHANGE_COLOURS  # noqa: E402
+from calcimg._napari._widgets import PairReviewWidget, SegmentWidget  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+def _open(viewer, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return viewer.open(str(path), plugin="calcimg")
+
+
+def test_manifest_reader_and_sample(make_napari_viewer, phantom_files):
+    viewer = make_napari_viewer()
+    (layer,) = _open(viewer, phantom_files["pre"])
+    assert isinstance(layer, napari.layers.Image)
+    assert tuple(layer.scale) == (0.6511, 0.6511)
+    assert "patient_id" not in layer.metadata["calcimg"]["header"]
+    layers = viewer.open_sample("calcimg", "phantom_pair")
+    assert [lay.name for lay in layers] == [
+        "phantom baseline",
+        "phantom follow-up",
+        "truth baseline",
+        "truth follow-up",
+    ]
+    assert isinstance(layers[2], napari.layers.Labels) and not layers[2].visible
+    assert "index" in layers[2].features.columns
+
+
+def test_segment_widget_runs_and_previews(make_napari_viewer, phantom_files, qtbot):
+    viewer = make_napari_viewer()
+    (image,) = _open(viewer, phantom_files["pre"])
+    _, widget = viewer.window.add_plugin_dock_widget("calcimg", "Segment")
+    assert isinstance(widget, SegmentWidget)
+    widget.image.value = image
+    assert "times the noise scale" in widget.params["seed_k"].tooltip
+    result = widget.run()
+    lesions = viewer.layers[f"{image.name} lesions"]
+    rejected = viewer.layers[f"{image.name} rejected"]
+    assert int(lesions.data.max()) == len(result.lesions) == 3
+    assert list(lesions.features["index"]) == [1, 2, 3]
+    assert lesions.features["area_mm2"].sum() == pytest.approx(result.summary["total_area_mm2"])
+    np.testing.assert_allclose(lesions.affine.affine_matrix[:2, :2], np.diag([0.6511, 0.6511]))
+    assert set(rejected.features["reason"]) and (rejected.data > 0).any()
+    widget.show_rejected.value = False
+    assert not rejected.visible
+    # A parameter change schedules one debounced preview of the region in view.
+    widget.params["seed_k"].value = 5.0
+    widget.params["seed_k"].value = 4.5
+    assert widget._timer.isActive()
+    qtbot.waitUntil(lambda: f"{image.name} preview" in viewer.layers, timeout=5000)
+    assert widget.last_preview is not None and widget.last_preview.seconds < 2
+    assert "preview:" in widget.status.value
+
+
+def test_whole_review_flow(make_napari_viewer, phantom_files, tmp_path):
+    viewer = make_napari_viewer()
+    (pre,) = _open(viewer, phantom_files["pre"])
+    (post,) = _open(viewer, phantom_files["post"])
+    _, widget = viewer.window.add_plugin_dock_widget("calcimg", "Pair review")
+    assert isinstance(widget, PairReviewWidget)
+    widget.baseline.value, widget.followup.value = pre, post
+    session = widget.run()
+    assert session is not None and "count</b> 3 &rarr; 3" in widget.summary.value
+    assert widget.table.rowCount() == 6
+    # The follow-up image shows in the baseline frame through its affine.
+    np.testing.assert_allclose(post.affine.affine_matrix, widget.layers["post"].affine.affine_matrix @ np.diag(
+        [1 / 0.6511, 1 / 0.6511, 1]), atol=1e-9)  # fmt: skip
+    # Sorting by area sorts numbers.
+    widget.table.sortItems(3)
+    areas = [float(widget.table.item(r, 3).text()) for r in range(widget.table.rowCount())]
+    assert areas == sorted(areas)
+    # Choosing a row centres the view on that lesion and outlines it at both visits.
+    assert widget.table.select_key("post", 3)
+    lesion = session.result.post.lesions.set_index("lesion_id").loc[3]
+    world = widget._world["post"] @ [lesion["centroid_row"], lesion["centroid_col"], 1]
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], world[:2], atol=3.0)
+    assert len(widget.layers["pre_highlight"].data) == len(widget.layers["post_highlight"].data) == 1
+    # Modes.
+    widget.mode.value = "side by side"
+    assert viewer.canvas.grid.enabled and viewer.canvas.grid.stride == 3
+    widget.mode.value = "overlay"
+    assert not viewer.canvas.grid.enabled and post.blending == "additive"
+    assert widget.flicker() == "post" and post.visible and not pre.visible
+    assert widget.flicker() == "pre" and pre.visible and not post.visible
+    # Delete the selected lesion, undo, redo, re-measure.
+    assert widget.delete_selected()
+    assert not (widget.layers["post"].data == 3).any() and "Re-measure" in widget.summary.value
+    widget.undo()
+    assert (widget.layers["post"].data == 3).any()
+    widget.redo()
+    widget.remeasure()
+    assert session.result.summary["post_count"] == 2 and widget.table.rowCount() == 5
+    # Paint a missed lesion on the baseline layer (as the brush would), then re-measure.
+    layer = widget.layers["pre"]
+    new_id = widget.new_lesion() if viewer.layers.selection.active is layer else None
+    viewer.layers.selection.active = layer
+    new_id = widget.new_lesion()
+    assert layer.mode == "paint" and layer.selected_label == new_id == 4
+    data = layer.data.copy()
+    data[20:24, 200:204] = new_id
+    layer.data = data
+    widget.remeasure()
+    assert session.result.summary["pre_count"] == 4
+    assert session.edits[-1]["action"] == "paint" and session.edits[-1]["added_ids"] == [4]
+    # Export, then reopen with the folder reader.
+    written = widget.export(tmp_path / "reviewed")
+    summary = json.loads(written["summary"].read_text())
+    assert summary["review"]["reviewed"] is True
+    assert [e["action"] for e in summary["review"]["edits"]] == ["delete", "paint"]
+    assert summary["post_count"] == 2 and summary["pre_count"] == 4
+    lesions = pd.read_csv(written["lesions"])
+    assert len(lesions) == 6
+    painted = lesions.loc[(lesions["visit"] == "pre") & (lesions["lesion_id"] == 4)].iloc[0]
+    assert painted["area_mm2"] == pytest.approx(16 * 0.6511**2, rel=1e-4)
+    assert summary["pre_area_mm2"] == pytest.approx(lesions.loc[lesions["visit"] == "pre", "area_mm2"].sum(), rel=1e-4)
+    reopened = _open(viewer, tmp_path / "reviewed")
+    assert [lay.name for lay in reopened][1].endswith("lesions")
+    assert reopened[1].metadata["calcimg"]["reviewed"] is True
+    assert widget.open_folder(tmp_path / "reviewed") is not None
+    assert widget.session.result.summary["pre_count"] == 4
+
+
+def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files):
+    viewer = make_napari_viewer()
+    (pre,) = _open(viewer, phantom_files["pre"])
+    (post,) = _open(viewer, phantom_files["post"])
+    widget = PairReviewWidget(viewer)
+    widget.baseline.value, widget.followup.value = pre, post
+    session = widget.run()
+    widget.table.select_key("pre", 1)
+    widget.table.selectRow(next(r for r in range(6) if widget.table.row_key(r) == ("pre", 3)))
+    widget.table.setSelectionMode(widget.table.SelectionMode.MultiSelection)
+    widget.table.select_key("pre", 1)
+    assert sorted(widget.table.selected_keys()) == [("pre", 1), ("pre", 3)]
+    assert widget.merge_selected() == 1
+    widget.remeasure()
+    assert session.result.summary["pre_count"] == 2
+    regions = widget.draw_region("exclude")
+    lesion = session.result.pre.lesions.set_index("lesion_id").loc[2]
+    r, c = lesion["centroid_row"], lesion["centroid_col"]
+    regions.add_rectangles(np.array([[r - 5, c - 5], [r + 5, c + 5]]))
+    assert widget.apply_regions()
+    widget.remeasure()
+    # Regions segment again: lesion 2 is excluded, the merge before is replaced (undo brings it back).
+    found = session.result.pre.lesions
+    assert len(found) == 2
+    assert (np.hypot(found["centroid_row"] - r, found["centroid_col"] - c) > 5).all()
+    assert session.edits[-1]["action"] == "regions"
+    widget.undo()
+    widget.remeasure()
+    assert sorted(session.result.pre.lesions["lesion_id"]) == [1, 2]
+
+
+def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phantom_files):
+    viewer = make_napari_viewer(show=True)
+    (pre,) = _open(viewer, phantom_files["pre"])
+    (post,) = _open(viewer, phantom_files["post"])
+    widget = PairReviewWidget(viewer)
+    widget.baseline.value, widget.followup.value = pre, post
+    session = widget.run()
+    assert widget.flicker() == "post"  # the follow-up alone, grey, with its lesions
+    for lesion_id, change in ((3, "new"), (2, "grown")):
+        widget.focus("post", lesion_id)
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        widget.layers["post"].visible = False
+        plain = viewer.screenshot(canvas_only=True, flash=False)
+        widget.layers["post"].visible = True
+        h, w = shot.shape[:2]
+        centre = (slice(h // 2 - 2, h // 2 + 3), slice(w // 2 - 2, w // 2 + 3))
+        colour = np.asarray(CHANGE_COLOURS[change][:3]) * 255
+        grey = plain[centre][..., :3].reshape(-1, 3).mean(axis=0)
+        seen = shot[centre][..., :3].reshape(-1, 3).mean(axis=0)
+        opacity = widget.layers["post"].opacity
+        np.testing.assert_allclose(seen, opacity * colour + (1 - opacity) * grey, atol=30)
+        assert np.abs(grey - grey.mean()).max() < 3  # the image alone is grey there
+        # Far from every lesion the screenshot is the image alone.
+        diff = np.abs(shot[..., :3].astype(int) - plain[..., :3].astype(int)).sum(axis=-1) > 30
+        rows, cols = np.nonzero(diff)
+        assert diff.mean() < 0.25 and abs(rows.mean() - h / 2) < h / 4 and abs(cols.mean() - w / 2) < w / 4
+    assert session.result.summary["post_count"] == 3
