@@ -513,6 +513,9 @@ def compare_pair(
     post: str | PathLike[str] | Radiograph,
     params: Params | None = None,
     spacing: float | tuple[float, float] | None = None,
+    include: dict[str, np.ndarray | None] | None = None,
+    exclude: dict[str, np.ndarray | None] | None = None,
+    transform: registration.Registration | None = None,
 ) -> PairResult:
     """Compare a baseline film with a follow-up film of the same site.
 
@@ -525,6 +528,10 @@ def compare_pair(
         ``change_band``, ``progression_pct``, ``response_pct`` and ``correct_magnification``.
     spacing : float or (float, float), optional
         Pixel spacing in mm overriding both files'.
+    include, exclude : dict, optional
+        ``{"pre": mask, "post": mask}`` region masks, each in its own film's frame (see :func:`segment_image`).
+    transform : Registration, optional
+        A known follow-up-to-baseline alignment to reuse instead of registering again (a reader's re-run).
 
     Returns
     -------
@@ -534,37 +541,53 @@ def compare_pair(
         registration, needs_review (with ``review_reasons``), params, version and inputs.
     """
     params = params or Params()
-    pre_result = segment_image(pre, params, spacing)
-    post_result = segment_image(post, params, spacing)
-    transform = registration.register(
-        working_image(pre_result.radiograph.pixels)[0],
-        working_image(post_result.radiograph.pixels)[0],
-        _mean_spacing(pre_result.radiograph),
-        _mean_spacing(post_result.radiograph),
-        fixed_mask=pre_result.fov.mask,
-        moving_mask=post_result.fov.mask,
+    include, exclude = include or {}, exclude or {}
+    pre_result = segment_image(pre, params, spacing, include=include.get("pre"), exclude=exclude.get("pre"))
+    post_result = segment_image(post, params, spacing, include=include.get("post"), exclude=exclude.get("post"))
+    if transform is None:
+        transform = register_visits(pre_result, post_result, params)
+    return match_and_summarise(pre_result, post_result, transform, params)
+
+
+def register_visits(pre: SegmentResult, post: SegmentResult, params: Params) -> registration.Registration:
+    """Align the follow-up to the baseline on their working images, within their fields of view."""
+    return registration.register(
+        working_image(pre.radiograph.pixels)[0],
+        working_image(post.radiograph.pixels)[0],
+        _mean_spacing(pre.radiograph),
+        _mean_spacing(post.radiograph),
+        fixed_mask=pre.fov.mask,
+        moving_mask=post.fov.mask,
         model=params.registration_model,
     )
-    post_in_pre = registration.warp_labels(post_result.labels, transform, pre_result.radiograph.shape)
-    post_field_in_pre = registration.warp_labels(
-        post_result.fov.mask.view(np.uint8), transform, pre_result.radiograph.shape
-    )
+
+
+def match_and_summarise(
+    pre: SegmentResult, post: SegmentResult, transform: registration.Registration, params: Params
+) -> PairResult:
+    """Match the lesions of two segmented visits in the baseline frame and summarise the pair.
+
+    The step of :func:`compare_pair` after registration; also used after a reader edited the label maps.
+    """
+    shape = pre.radiograph.shape
+    post_in_pre = registration.warp_labels(post.labels, transform, shape)
+    post_field_in_pre = registration.warp_labels(post.fov.mask.view(np.uint8), transform, shape) > 0
     area_scale = transform.scale**2 if params.correct_magnification and transform.ok else 1.0
     matches = matching.match_lesions(
-        _with_areas(pre_result),
-        _with_areas(post_result),
-        pre_result.labels,
+        _with_areas(pre),
+        _with_areas(post),
+        pre.labels,
         post_in_pre,
         distance_mm=params.match_distance_mm,
-        pre_spacing_mm=_mean_spacing(pre_result.radiograph),
+        pre_spacing_mm=_mean_spacing(pre.radiograph),
         change_band=params.change_band,
         post_area_scale=area_scale,
         registration=transform,
-        pre_field=pre_result.fov.mask,
-        post_field_in_pre=post_field_in_pre > 0,
+        pre_field=pre.fov.mask,
+        post_field_in_pre=post_field_in_pre,
     )
-    summary = _pair_summary(pre_result, post_result, transform, matches, params, area_scale)
-    return PairResult(pre_result, post_result, transform, matches, post_in_pre, summary)
+    summary = _pair_summary(pre, post, transform, matches, params, area_scale)
+    return PairResult(pre, post, transform, matches, post_in_pre, summary)
 
 
 def _mean_spacing(radiograph: Radiograph) -> float | None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from calcimg import pipeline
-from calcimg.core import anatomy, matching, measure, registration
+from calcimg.core import anatomy, measure, registration
 from calcimg.core.fov import field_of_view
 from calcimg.model import Params, Radiograph
 from calcimg.pipeline import PairResult, SegmentResult
@@ -139,28 +139,7 @@ def recompare(
     -------
     PairResult
     """
-    shared = getattr(pipeline, "match_and_summarise", None)
-    if shared is not None:  # the pipeline's own step, once it is exposed there
-        return shared(pre, post, transform, params)
-    # Mirrors calcimg.pipeline.compare_pair after its registration step (kept equal by the tests).
-    post_in_pre = registration.warp_labels(post.labels, transform, pre.radiograph.shape)
-    post_field_in_pre = registration.warp_labels(post.fov.mask.view(np.uint8), transform, pre.radiograph.shape)
-    area_scale = transform.scale**2 if params.correct_magnification and transform.ok else 1.0
-    matches = matching.match_lesions(
-        pipeline._with_areas(pre),
-        pipeline._with_areas(post),
-        pre.labels,
-        post_in_pre,
-        distance_mm=params.match_distance_mm,
-        pre_spacing_mm=pipeline._mean_spacing(pre.radiograph),
-        change_band=params.change_band,
-        post_area_scale=area_scale,
-        registration=transform,
-        pre_field=pre.fov.mask,
-        post_field_in_pre=post_field_in_pre > 0,
-    )
-    summary = pipeline._pair_summary(pre, post, transform, matches, params, area_scale)
-    return PairResult(pre, post, transform, matches, post_in_pre, summary)
+    return pipeline.match_and_summarise(pre, post, transform, params)
 
 
 def remeasure_pair(
@@ -218,23 +197,7 @@ def compare_with_regions(
     -------
     PairResult
     """
-    include = include or {}
-    exclude = exclude or {}
-    if transform is None and not any(v is not None for v in (*include.values(), *exclude.values())):
-        return pipeline.compare_pair(pre, post, params)
-    pre_result = pipeline.segment_image(pre, params, include=include.get("pre"), exclude=exclude.get("pre"))
-    post_result = pipeline.segment_image(post, params, include=include.get("post"), exclude=exclude.get("post"))
-    if transform is None:
-        transform = registration.register(
-            pipeline.working_image(pre.pixels)[0],
-            pipeline.working_image(post.pixels)[0],
-            pipeline._mean_spacing(pre),
-            pipeline._mean_spacing(post),
-            fixed_mask=pre_result.fov.mask,
-            moving_mask=post_result.fov.mask,
-            model=params.registration_model,
-        )
-    return recompare(pre_result, post_result, transform, params)
+    return pipeline.compare_pair(pre, post, params, include=include, exclude=exclude, transform=transform)
 
 
 def registration_from_dict(record: dict[str, Any]) -> registration.Registration:
