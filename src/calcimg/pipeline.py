@@ -189,17 +189,18 @@ def segment_image(
     bone_edge = _edge_zone(bone, params.ridge_max_width_mm * px_per_mm)
 
     candidates, n = measure.label_objects(candidates_mask)
-    table = _measure_candidates(image, response, background, scale, candidates, n)
-    table["bone_overlap"] = measure.object_means(candidates, n, bone)
-    table["bone_edge_fraction"] = measure.object_means(candidates, n, bone_edge)
+    pixels = measure.ObjectPixels.of(candidates, n)
+    table = _measure_candidates(image, response, background, scale, candidates, pixels)
+    table["bone_overlap"] = pixels.means(bone)
+    table["bone_edge_fraction"] = pixels.means(bone_edge)
     levels = _tissue_levels(background, fov.mask)
     levels["saturation"] = _saturation_level(image)
     markers = _marker_zones(image, levels, noise, params, px_per_mm)
-    table["marker_fraction"] = measure.object_means(candidates, n, markers)
+    table["marker_fraction"] = pixels.means(markers)
     # Long thin ridges also run along the skin and the field's edges (processing halos): outlines of both.
     body = background >= levels["air"] + params.min_tissue_fraction * levels["range"]
     outline_px = params.ridge_max_width_mm * px_per_mm
-    table["outline_fraction"] = measure.object_means(candidates, n, bone_edge | _edge_zone(body & fov.mask, outline_px))
+    table["outline_fraction"] = pixels.means(bone_edge | _edge_zone(body & fov.mask, outline_px))
     margin_fov = _shrink(fov.mask, params.fov_margin_mm * px_per_mm)
     table["score"] = (
         candidate_model.candidate_scores(candidate_model.candidate_features(table, px_per_mm, levels))
@@ -214,8 +215,9 @@ def segment_image(
     if params.fill_holes:
         lesion_mask = morphology.fill_holes(lesion_mask)
     labels, n_lesions = measure.label_objects(lesion_mask)
-    lesions = _measure_candidates(image, response, background, scale, labels, n_lesions)
-    lesions["bone_overlap"] = measure.object_means(labels, n_lesions, bone)
+    lesion_pixels = measure.ObjectPixels.of(labels, n_lesions)
+    lesions = _measure_candidates(image, response, background, scale, labels, lesion_pixels)
+    lesions["bone_overlap"] = lesion_pixels.means(bone)
     lesions = _finish_lesion_table(lesions, labels, n_lesions, params, levels, radiograph)
     rejected = table.loc[~accepted].reset_index(drop=True)
     summary = _summary(radiograph, params, lesions, rejected, fov, noise, levels, conversion, line_px)
@@ -288,8 +290,12 @@ def _trim_to_peak_fraction(mask: np.ndarray, response: np.ndarray, fraction: flo
     if fraction <= 0:
         return mask
     labels, n = measure.label_objects(mask)
-    peaks = np.concatenate([[np.inf], measure.object_maxima(labels, n, response)])
-    return mask & (response >= fraction * peaks[labels])
+    pixels = measure.ObjectPixels.of(labels, n)
+    values = pixels.values(response)
+    peaks = pixels.maxima(response)
+    trimmed = mask.copy()
+    trimmed.ravel()[pixels.flat[values < fraction * peaks[pixels.label - 1]]] = False
+    return trimmed
 
 
 def _with_spacing(radiograph: Radiograph, spacing_mm: tuple[float, float]) -> Radiograph:
@@ -341,24 +347,27 @@ def _measure_candidates(
     background: np.ndarray,
     scale: np.ndarray,
     labels: np.ndarray,
-    n: int,
+    pixels: measure.ObjectPixels,
 ) -> pd.DataFrame:
-    moments = measure.object_moments(labels, n)
+    n = pixels.n
+    moments = measure.object_moments(labels, n, pixels)
     table = pd.DataFrame(moments)
     table.insert(0, "candidate_id", np.arange(1, n + 1, dtype=np.int64))
-    table["width_px"] = measure.object_widths(labels, n)
-    table["mean_intensity"] = measure.object_means(labels, n, image)
-    table["max_intensity"] = measure.object_maxima(labels, n, image)
-    table["mean_excess"] = measure.object_means(labels, n, response)
-    table["background_level"] = measure.object_means(labels, n, background)
-    table["noise_scale"] = measure.object_means(labels, n, scale)
+    table["width_px"] = measure.object_widths(labels, n, moments)
+    table["mean_intensity"] = pixels.means(image)
+    table["max_intensity"] = pixels.maxima(image)
+    table["mean_excess"] = pixels.means(response)
+    table["background_level"] = pixels.means(background)
+    table["noise_scale"] = pixels.means(scale)
     table["contrast_k"] = table["mean_excess"] / np.maximum(table["noise_scale"], 1e-6)
-    table["max_excess"] = measure.object_maxima(labels, n, response)
+    table["max_excess"] = pixels.maxima(response)
     # Mean excess of each candidate's rim (its pixels next to the outside): deposits are brightest inside,
     # cortical rings and texture as bright at their rim.
     inside = (labels > 0).view(np.uint8)
-    rim = (inside > 0) & (cv2.erode(inside, np.ones((3, 3), np.uint8), borderValue=0) == 0)
-    table["rim_excess"] = measure.object_means(np.where(rim, labels, 0), n, response)
+    on_rim = pixels.values(cv2.erode(inside, np.ones((3, 3), np.uint8), borderValue=0)) == 0
+    rim_sums = np.bincount(pixels.label, np.where(on_rim, pixels.values(response), 0.0), n + 1)[1:]
+    rim_counts = np.bincount(pixels.label, on_rim, n + 1)[1:]
+    table["rim_excess"] = rim_sums / np.maximum(rim_counts, 1)
     return table
 
 

@@ -97,8 +97,9 @@ def measure_lesions(labels: np.ndarray, maps: MeasurementMaps, params: Params, r
     """
     labels = np.asarray(labels, dtype=np.int32)
     n = int(labels.max(initial=0))
-    table = pipeline._measure_candidates(maps.image, maps.response, maps.background, maps.scale, labels, n)
-    table["bone_overlap"] = measure.object_means(labels, n, maps.bone)
+    pixels = measure.ObjectPixels.of(labels, n)
+    table = pipeline._measure_candidates(maps.image, maps.response, maps.background, maps.scale, labels, pixels)
+    table["bone_overlap"] = pixels.means(maps.bone)
     table = pipeline._finish_lesion_table(table, labels, n, params, maps.levels, radiograph)
     return table.loc[table["area_px"] > 0].reset_index(drop=True)
 

@@ -1,14 +1,17 @@
 """Labelling and per-object measurement, vectorised over all objects at once.
 
-Sums over objects use :func:`numpy.bincount` on the label image, so the cost is a few passes over the pixels
-whatever the number of objects. Lengths are in pixels here; :mod:`calcimg.pipeline` converts to mm.
+The pixels of the objects are gathered once (:class:`ObjectPixels`: their positions, sorted by label); every
+per-object statistic then visits only them, with :func:`numpy.bincount` for sums and
+:func:`numpy.maximum.reduceat` for maxima, so the cost follows the objects' area, not the image's, whatever the
+number of objects. Lengths are in pixels here; :mod:`calcimg.pipeline` converts to mm.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 
 def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -31,7 +34,80 @@ def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, count - 1
 
 
-def object_moments(labels: np.ndarray, n: int) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class ObjectPixels:
+    """The pixels of objects 1..n of a label image, gathered once.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The label image's shape.
+    n : int
+        Number of objects.
+    flat : numpy.ndarray
+        Raveled positions of the object pixels, grouped by label (raster order within a label).
+    label : numpy.ndarray
+        The label of each of those pixels (non-decreasing).
+    counts : numpy.ndarray
+        Pixels per object (length n).
+
+    Examples
+    --------
+    >>> labels = np.array([[0, 2, 2], [1, 0, 2]], np.int32)
+    >>> pixels = ObjectPixels.of(labels, 2)
+    >>> pixels.counts.tolist(), pixels.means(np.arange(6).reshape(2, 3)).tolist()
+    ([1, 3], [3.0, 2.6666666666666665])
+    """
+
+    shape: tuple[int, int]
+    n: int
+    flat: np.ndarray
+    label: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, labels: np.ndarray, n: int) -> ObjectPixels:
+        """Gather the pixels of objects 1..n of ``labels`` (values above n are ignored)."""
+        flat = np.flatnonzero(labels)
+        label = labels.ravel()[flat]
+        if n < int(label.max(initial=0)):
+            keep = label <= n
+            flat, label = flat[keep], label[keep]
+        order = np.argsort(label, kind="stable")
+        flat, label = flat[order], label[order]
+        counts = np.bincount(label, minlength=n + 1)[1:]
+        return cls((int(labels.shape[0]), int(labels.shape[1])), int(n), flat, label, counts)
+
+    def values(self, image: np.ndarray) -> np.ndarray:
+        """The values of ``image`` at the object pixels (same order as :attr:`flat`)."""
+        return image.ravel()[self.flat]
+
+    def sums(self, image: np.ndarray) -> np.ndarray:
+        """Sum of ``image`` over each object."""
+        return np.bincount(self.label, self.values(image).astype(np.float64), self.n + 1)[1:]
+
+    def means(self, image: np.ndarray) -> np.ndarray:
+        """Mean of ``image`` over each object (0 for an empty one)."""
+        return self.sums(image) / np.maximum(self.counts, 1)
+
+    def maxima(self, image: np.ndarray) -> np.ndarray:
+        """Maximum of ``image`` over each object (-inf for an empty one)."""
+        return self._reduce(np.maximum, self.values(image).astype(np.float64), -np.inf)
+
+    def minima(self, positions: np.ndarray) -> np.ndarray:
+        """Minimum of a per-pixel array (aligned with :attr:`flat`) over each object (0 for an empty one)."""
+        return self._reduce(np.minimum, positions, 0)
+
+    def _reduce(self, ufunc: np.ufunc, values: np.ndarray, empty: float) -> np.ndarray:
+        result = np.full(self.n, empty, dtype=np.result_type(values.dtype, type(empty)))
+        present = self.counts > 0
+        if present.any():
+            starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])[present]
+            result[present] = ufunc.reduceat(values, starts)
+        return result
+
+
+def object_moments(labels: np.ndarray, n: int, pixels: ObjectPixels | None = None) -> dict[str, np.ndarray]:
     """Area, centroid, bounding box and second-moment shape of objects 1..n.
 
     Returns
@@ -42,8 +118,9 @@ def object_moments(labels: np.ndarray, n: int) -> dict[str, np.ndarray]:
         moments, as scikit-image defines them), ``orientation_deg`` (angle of the major axis from the row axis,
         counter-clockwise, in (-90, 90]), ``eccentricity``.
     """
-    r_idx, c_idx = np.nonzero(labels)
-    index = labels[r_idx, c_idx]
+    pixels = pixels or ObjectPixels.of(labels, n)
+    r_idx, c_idx = np.divmod(pixels.flat, labels.shape[1])
+    index = pixels.label
     r, c = r_idx.astype(np.float64), c_idx.astype(np.float64)
     area = np.bincount(index, minlength=n + 1)[1:].astype(np.float64)
     safe = np.maximum(area, 1)
@@ -62,11 +139,10 @@ def object_moments(labels: np.ndarray, n: int) -> dict[str, np.ndarray]:
     orientation = np.where(orientation <= -90, orientation + 180, orientation) + 0.0  # no negative zero
     with np.errstate(invalid="ignore", divide="ignore"):
         eccentricity = np.where(eig_major > 0, np.sqrt(1 - eig_minor / eig_major), 0.0)
-    boxes = ndi.find_objects(labels, max_label=n)
-    row0 = np.array([b[0].start if b else 0 for b in boxes], np.int64)
-    row1 = np.array([b[0].stop if b else 0 for b in boxes], np.int64)
-    col0 = np.array([b[1].start if b else 0 for b in boxes], np.int64)
-    col1 = np.array([b[1].stop if b else 0 for b in boxes], np.int64)
+    present = pixels.counts > 0
+    row0, col0 = pixels.minima(r_idx), pixels.minima(c_idx)
+    row1 = np.where(present, pixels._reduce(np.maximum, r_idx, 0) + 1, 0)
+    col1 = np.where(present, pixels._reduce(np.maximum, c_idx, 0) + 1, 0)
     return {
         "area_px": area.astype(np.int64),
         "centroid_row": mean_r,
@@ -83,33 +159,37 @@ def object_moments(labels: np.ndarray, n: int) -> dict[str, np.ndarray]:
 
 
 def object_means(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` over each object 1..n."""
-    flat = labels.ravel()
-    inside = flat > 0
-    sums = np.bincount(flat[inside], values.ravel()[inside].astype(np.float64), n + 1)[1:]
-    counts = np.bincount(flat[inside], minlength=n + 1)[1:]
-    return sums / np.maximum(counts, 1)
+    """Mean of ``values`` over each object 1..n (see :meth:`ObjectPixels.means` to measure many images)."""
+    return ObjectPixels.of(labels, n).means(values)
 
 
 def object_maxima(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     """Maximum of ``values`` over each object 1..n (only object pixels are visited)."""
-    inside = labels > 0
-    result = np.full(n + 1, -np.inf)
-    np.maximum.at(result, labels[inside], values[inside].astype(np.float64))
-    return result[1:]
+    return ObjectPixels.of(labels, n).maxima(values)
 
 
-def object_widths(labels: np.ndarray, n: int) -> np.ndarray:
+def object_widths(labels: np.ndarray, n: int, bboxes: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Largest inscribed-disk diameter of each object, in pixels (twice its maximal distance to the outside).
 
-    A ridge (cortical edge, skin fold) is long and has a small width whatever its curvature.
+    A ridge (cortical edge, skin fold) is long and has a small width whatever its curvature. Each object's
+    distance transform is taken on its own bounding box grown by one pixel (8-connected objects never touch, so
+    the nearest outside pixel always lies there): the cost follows the objects' area.
     """
     if n == 0:
         return np.zeros(0)
-    inside = (labels > 0).astype(np.uint8)
-    distance = cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-    # A single pixel is 1 wide: the distance transform gives 1 for it, so width = 2*d - 1.
-    return 2 * object_maxima(labels, n, distance) - 1
+    bboxes = bboxes or object_moments(labels, n)
+    widths = np.zeros(n)
+    rows, cols = labels.shape
+    for k in range(n):
+        r0, c0 = max(int(bboxes["bbox_row0"][k]) - 1, 0), max(int(bboxes["bbox_col0"][k]) - 1, 0)
+        r1, c1 = min(int(bboxes["bbox_row1"][k]) + 1, rows), min(int(bboxes["bbox_col1"][k]) + 1, cols)
+        crop = (labels[r0:r1, c0:c1] == k + 1).view(np.uint8)
+        if not crop.any():
+            continue
+        distance = cv2.distanceTransform(np.pad(crop, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        # A single pixel is 1 wide: the distance transform gives 1 for it, so width = 2*d - 1.
+        widths[k] = 2 * float(distance.max()) - 1
+    return widths
 
 
 def object_solidity(labels: np.ndarray, n: int, bboxes: dict[str, np.ndarray]) -> np.ndarray:
