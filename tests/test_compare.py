@@ -207,3 +207,32 @@ def test_same_stems_get_visit_prefixes(changed_pair, tmp_path):
     written = write_comparison(changed_pair, tmp_path, "film", "film")
     assert written["pre_labels"].name == "pre_film_labels.tif"
     assert written["post_labels"].name == "post_film_labels.tif"
+
+
+def test_paired_support_accepts_faint_candidates_where_the_other_film_has_a_lesion():
+    """On this small hand pair a follow-up candidate rejected for its score (0.5 <= score < 0.9) lies on a
+    baseline lesion: paired support accepts it; with support off it stays rejected and nothing else changes."""
+    pair = make_pair(1, "hand", PhantomConfig(shape=(384, 384)))
+    on = compare_pair(pair.pre.radiograph, pair.post.radiograph)
+    off = compare_pair(pair.pre.radiograph, pair.post.radiograph, replace(Params(), paired_support_min_score=1.0))
+    for visit in ("pre", "post"):
+        assert (getattr(off, visit).candidate_table["support"] != "other_visit").all()
+    supported = {
+        visit: getattr(on, visit).candidate_table.query("support == 'other_visit'") for visit in ("pre", "post")
+    }
+    assert sum(len(t) for t in supported.values()) >= 1
+    params = Params()
+    for visit, table in supported.items():
+        assert ((table["score"] >= params.paired_support_min_score) & (table["score"] < params.min_score)).all()
+        before = getattr(off, visit).candidate_table.set_index("candidate_id")
+        assert (before.loc[table["candidate_id"], "reason"] == "low_score").all()
+        assert len(getattr(on, visit).lesions) == len(getattr(off, visit).lesions) + len(table)
+    # Each supported follow-up candidate lies within match_distance_mm of a baseline lesion.
+    from calcimg.core.registration import transform_points
+
+    spacing = pair.pre.spacing_mm
+    pre_centroids = on.pre.lesions[["centroid_row", "centroid_col"]].to_numpy()
+    for row in supported["post"].itertuples():
+        at = transform_points(np.array([[row.centroid_row, row.centroid_col]]), on.transform)[0]
+        nearest = np.hypot(*(pre_centroids - at).T).min() * spacing
+        assert nearest <= params.match_distance_mm + row.major_axis_px * pair.post.spacing_mm

@@ -205,6 +205,11 @@ class Params:
     progression_pct, response_pct : float
         Pair categories on the % change of the total area: progression above +``progression_pct``, improvement
         below -``progression_pct``; a response needs a reduction of at least ``response_pct`` and no new lesion.
+    paired_support_min_score : float
+        In a comparison, a candidate rejected only for its score is still accepted when its score reaches this
+        and the other film shows an accepted lesion at the same place (within ``match_distance_mm``): a deposit
+        seen clearly on one film and faintly on the other is neither new nor resolved. At or above
+        ``min_score`` this is off.
     correct_magnification : bool
         Divide the follow-up's areas by the square of the registration's relative scale before comparing them, so
         that a change of magnification (patient-detector distance) is not counted as a change of the deposits.
@@ -239,6 +244,7 @@ class Params:
     change_band: float = 0.2
     progression_pct: float = 25.0
     response_pct: float = 20.0
+    paired_support_min_score: float = 0.5
     correct_magnification: bool = True
     schema_version: int = PARAMS_SCHEMA_VERSION
 
@@ -259,6 +265,7 @@ class Params:
             "change_band",
             "progression_pct",
             "response_pct",
+            "paired_support_min_score",
         )
         for name in non_negative:
             if not (float(getattr(self, name)) >= 0):

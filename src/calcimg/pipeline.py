@@ -138,6 +138,30 @@ def _region_mask(region: np.ndarray | None, shape: tuple[int, int], name: str) -
     return region != 0
 
 
+@dataclass
+class CandidateStage:
+    """Everything :func:`segment_image` knows once each candidate is decided, before the lesions are measured.
+
+    Kept between the two halves of segmentation so that a comparison can let each visit support the other's
+    candidates (:func:`compare_pair`) without computing anything twice.
+    """
+
+    radiograph: Radiograph
+    params: Params
+    image: np.ndarray
+    response: np.ndarray
+    background: np.ndarray
+    scale: np.ndarray
+    bone: np.ndarray
+    levels: dict[str, float]
+    candidates: np.ndarray
+    table: pd.DataFrame
+    fov: FieldOfView
+    noise: threshold.NoiseModel
+    conversion: dict[str, Any]
+    line_px: float
+
+
 def segment_image(
     source: str | PathLike[str] | Radiograph,
     params: Params | None = None,
@@ -163,6 +187,17 @@ def segment_image(
     -------
     SegmentResult
     """
+    return finish_segmentation(detect_candidates(source, params, spacing, include, exclude))
+
+
+def detect_candidates(
+    source: str | PathLike[str] | Radiograph,
+    params: Params | None = None,
+    spacing: float | tuple[float, float] | None = None,
+    include: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+) -> CandidateStage:
+    """Steps 1-5 of :func:`segment_image` (same parameters): every candidate found, measured and decided."""
     params = params or Params()
     radiograph = _read_source(source, spacing)
     include_mask = _region_mask(include, radiograph.shape, "include")
@@ -208,20 +243,48 @@ def segment_image(
         else np.full(n, np.nan)
     )
     table["reason"] = _decide(table, params, px_per_mm, radiograph, margin_fov, include_mask, exclude_mask, levels)
+    table["support"] = np.where(table["reason"].to_numpy() == classify.ACCEPTED, "own", "")
+    return CandidateStage(
+        radiograph, params, image, response, background, scale, bone, levels, candidates, table, fov, noise,
+        conversion, line_px,
+    )  # fmt: skip
 
+
+def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = None) -> SegmentResult:
+    """Step 6 of :func:`segment_image`: the accepted candidates become lesions, measured in mm and mm^2.
+
+    Parameters
+    ----------
+    stage : CandidateStage
+        From :func:`detect_candidates`.
+    supported : numpy.ndarray, optional
+        bool per candidate: candidates to accept as well, on the other visit's evidence (their ``reason``
+        becomes "accepted" and ``support`` "other_visit").
+
+    Returns
+    -------
+    SegmentResult
+    """
+    table = stage.table.copy()
+    if supported is not None and supported.any():
+        table.loc[supported, "reason"] = classify.ACCEPTED
+        table.loc[supported, "support"] = "other_visit"
     accepted = table["reason"].to_numpy() == classify.ACCEPTED
     keep = np.concatenate([[False], accepted])
-    lesion_mask = keep[candidates]
-    if params.fill_holes:
+    lesion_mask = keep[stage.candidates]
+    if stage.params.fill_holes:
         lesion_mask = morphology.fill_holes(lesion_mask)
     labels, n_lesions = measure.label_objects(lesion_mask)
     lesion_pixels = measure.ObjectPixels.of(labels, n_lesions)
-    lesions = _measure_candidates(image, response, background, scale, labels, lesion_pixels)
-    lesions["bone_overlap"] = lesion_pixels.means(bone)
-    lesions = _finish_lesion_table(lesions, labels, n_lesions, params, levels, radiograph)
+    lesions = _measure_candidates(stage.image, stage.response, stage.background, stage.scale, labels, lesion_pixels)
+    lesions["bone_overlap"] = lesion_pixels.means(stage.bone)
+    lesions = _finish_lesion_table(lesions, labels, n_lesions, stage.params, stage.levels, stage.radiograph)
     rejected = table.loc[~accepted].reset_index(drop=True)
-    summary = _summary(radiograph, params, lesions, rejected, fov, noise, levels, conversion, line_px)
-    return SegmentResult(radiograph, labels, lesions, rejected, candidates, table, fov, summary)
+    summary = _summary(
+        stage.radiograph, stage.params, lesions, rejected, stage.fov, stage.noise, stage.levels, stage.conversion,
+        stage.line_px,
+    )  # fmt: skip
+    return SegmentResult(stage.radiograph, labels, lesions, rejected, stage.candidates, table, stage.fov, summary)
 
 
 def _read_source(source: str | PathLike[str] | Radiograph, spacing: float | tuple[float, float] | None) -> Radiograph:
@@ -551,24 +614,60 @@ def compare_pair(
     """
     params = params or Params()
     include, exclude = include or {}, exclude or {}
-    pre_result = segment_image(pre, params, spacing, include=include.get("pre"), exclude=exclude.get("pre"))
-    post_result = segment_image(post, params, spacing, include=include.get("post"), exclude=exclude.get("post"))
+    pre_stage = detect_candidates(pre, params, spacing, include.get("pre"), exclude.get("pre"))
+    post_stage = detect_candidates(post, params, spacing, include.get("post"), exclude.get("post"))
     if transform is None:
-        transform = register_visits(pre_result, post_result, params)
+        transform = registration.register(
+            pre_stage.image,
+            post_stage.image,
+            _mean_spacing(pre_stage.radiograph),
+            _mean_spacing(post_stage.radiograph),
+            fixed_mask=pre_stage.fov.mask,
+            moving_mask=post_stage.fov.mask,
+            model=params.registration_model,
+        )
+    pre_support, post_support = None, None
+    if transform.ok and params.paired_support_min_score < params.min_score:
+        pre_support, post_support = _paired_support(pre_stage, post_stage, transform, params)
+    pre_result = finish_segmentation(pre_stage, pre_support)
+    post_result = finish_segmentation(post_stage, post_support)
     return match_and_summarise(pre_result, post_result, transform, params)
 
 
-def register_visits(pre: SegmentResult, post: SegmentResult, params: Params) -> registration.Registration:
-    """Align the follow-up to the baseline on their working images, within their fields of view."""
-    return registration.register(
-        working_image(pre.radiograph.pixels)[0],
-        working_image(post.radiograph.pixels)[0],
-        _mean_spacing(pre.radiograph),
-        _mean_spacing(post.radiograph),
-        fixed_mask=pre.fov.mask,
-        moving_mask=post.fov.mask,
-        model=params.registration_model,
+def _paired_support(
+    pre: CandidateStage, post: CandidateStage, transform: registration.Registration, params: Params
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates of each visit that the other visit supports.
+
+    A candidate rejected only for its score (at least ``paired_support_min_score``) is accepted when at least
+    half of it lies within ``match_distance_mm`` of a lesion the other visit accepted on its own: the same
+    deposit, less conspicuous on one film, is not a new or a resolved lesion.
+    """
+
+    def accepted_map(stage: CandidateStage) -> np.ndarray:
+        accepted = np.concatenate([[False], stage.table["reason"].to_numpy() == classify.ACCEPTED])
+        return accepted[stage.candidates].astype(np.int32)
+
+    post_in_pre = registration.warp_labels(accepted_map(post), transform, pre.radiograph.shape)
+    pre_in_post = registration.warp_labels(accepted_map(pre), transform, post.radiograph.shape, inverse=True)
+    return (
+        _supported_candidates(pre, post_in_pre > 0, params),
+        _supported_candidates(post, pre_in_post > 0, params),
     )
+
+
+def _supported_candidates(stage: CandidateStage, other_lesions: np.ndarray, params: Params) -> np.ndarray:
+    table = stage.table
+    eligible = (table["reason"].to_numpy() == "low_score") & (
+        table["score"].to_numpy() >= params.paired_support_min_score
+    )
+    if not eligible.any() or not other_lesions.any():
+        return np.zeros(len(table), bool)
+    radius = max(1, int(round(params.match_distance_mm * _pixels_per_mm(stage.radiograph))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    near = cv2.dilate(other_lesions.view(np.uint8), kernel)
+    pixels = measure.ObjectPixels.of(stage.candidates, len(table))
+    return eligible & (pixels.means(near) >= 0.5)
 
 
 def match_and_summarise(

@@ -21,6 +21,9 @@ if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
 from calcimg._napari._layers import CHANGE_COLOURS  # noqa: E402
 from calcimg._napari._widgets import PairReviewWidget, SegmentWidget  # noqa: E402
 
+#: As in conftest: the scripted scenarios pin paired support off.
+SCENARIO_PARAMS_MIN_SCORE = 1.0
+
 pytestmark = pytest.mark.gui
 
 
@@ -80,6 +83,7 @@ def test_whole_review_flow(make_napari_viewer, phantom_files, tmp_path):
     _, widget = viewer.window.add_plugin_dock_widget("calcimg", "Pair review")
     assert isinstance(widget, PairReviewWidget)
     widget.baseline.value, widget.followup.value = pre, post
+    widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
     session = widget.run()
     assert session is not None and "count</b> 3 &rarr; 3" in widget.summary.value
     assert widget.table.rowCount() == 6
@@ -147,6 +151,7 @@ def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files):
     (post,) = _open(viewer, phantom_files["post"])
     widget = PairReviewWidget(viewer)
     widget.baseline.value, widget.followup.value = pre, post
+    widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
     session = widget.run()
     widget.table.select_key("pre", 1)
     widget.table.selectRow(next(r for r in range(6) if widget.table.row_key(r) == ("pre", 3)))
@@ -178,6 +183,7 @@ def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phan
     (post,) = _open(viewer, phantom_files["post"])
     widget = PairReviewWidget(viewer)
     widget.baseline.value, widget.followup.value = pre, post
+    widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
     session = widget.run()
     assert widget.flicker() == "post"  # the follow-up alone, grey, with its lesions
     for lesion_id, change in ((3, "new"), (2, "grown")):

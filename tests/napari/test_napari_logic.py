@@ -36,6 +36,9 @@ from calcimg._napari._sample import phantom_pair
 from calcimg._napari._writer import write_labels
 from calcimg.model import IDENTIFYING_KEYS
 
+#: As in conftest: the scripted scenarios pin paired support off.
+SCENARIO_PARAMS = Params(paired_support_min_score=1.0)
+
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
 
@@ -44,7 +47,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
 
 def test_remeasure_of_unedited_labels_reproduces_the_pipeline(phantom_result):
-    again = remeasure_pair(phantom_result, phantom_result.pre.labels, phantom_result.post.labels, Params())
+    again = remeasure_pair(phantom_result, phantom_result.pre.labels, phantom_result.post.labels, SCENARIO_PARAMS)
     for visit in ("pre", "post"):
         pd.testing.assert_frame_equal(getattr(again, visit).lesions, getattr(phantom_result, visit).lesions)
     pd.testing.assert_frame_equal(again.matches, phantom_result.matches)
@@ -93,7 +96,7 @@ def test_history_undoes_and_redoes_edits_across_visits():
 
 
 def test_review_delete_merge_remeasure_and_undo(phantom_result):
-    session = ReviewSession(phantom_result, Params())
+    session = ReviewSession(phantom_result, SCENARIO_PARAMS)
     before = phantom_result.summary
     pre = phantom_result.pre.lesions.set_index("lesion_id")
     assert session.delete("pre", [1]) and session.dirty
@@ -114,7 +117,7 @@ def test_review_delete_merge_remeasure_and_undo(phantom_result):
 
 
 def test_review_add_and_replace_labels(phantom_result):
-    session = ReviewSession(phantom_result, Params())
+    session = ReviewSession(phantom_result, SCENARIO_PARAMS)
     mask = np.zeros(phantom_result.pre.radiograph.shape, bool)
     mask[10:16, 200:206] = True
     new_id = session.add("pre", mask)
@@ -143,7 +146,7 @@ def test_regions_reach_the_followup_through_the_registration(phantom_result):
     rows, cols = np.nonzero(post_mask)
     back_r, back_c = to_baseline_px(matrix, rows.mean(), cols.mean())
     assert abs(back_r - row) < 1.5 and abs(back_c - col) < 1.5
-    session = ReviewSession(phantom_result, Params())
+    session = ReviewSession(phantom_result, SCENARIO_PARAMS)
     assert session.apply_regions(None, mask)  # exclude the grown lesion at both visits
     result = session.remeasure()
     assert result.summary["pre_count"] == phantom_result.summary["pre_count"] - 1
@@ -153,7 +156,7 @@ def test_regions_reach_the_followup_through_the_registration(phantom_result):
 def test_export_is_marked_reviewed_and_reopens(phantom_files, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        session = ReviewSession.run(*(compare_input(phantom_files)), Params())
+        session = ReviewSession.run(*(compare_input(phantom_files)), SCENARIO_PARAMS)
     deleted = session.result.post.lesions.set_index("lesion_id").loc[3]
     session.delete("post", [3])
     written = session.export(tmp_path / "review")

@@ -736,7 +736,9 @@ def transform_points(points_rc: np.ndarray, registration: Registration) -> np.nd
     return xy[:, ::-1].copy()
 
 
-def warp_labels(labels: np.ndarray, registration: Registration, fixed_shape: tuple[int, int]) -> np.ndarray:
+def warp_labels(
+    labels: np.ndarray, registration: Registration, fixed_shape: tuple[int, int], inverse: bool = False
+) -> np.ndarray:
     """Bring a follow-up label map into the baseline frame (nearest neighbour).
 
     Parameters
@@ -745,12 +747,14 @@ def warp_labels(labels: np.ndarray, registration: Registration, fixed_shape: tup
         Integer label map of the follow-up (0 = background).
     registration : Registration
     fixed_shape : tuple of int
-        (rows, cols) of the baseline.
+        (rows, cols) of the baseline (with ``inverse``: of the follow-up).
+    inverse : bool
+        Carry a baseline label map into the follow-up frame instead.
 
     Returns
     -------
     numpy.ndarray
-        int32 label map of shape ``fixed_shape``; 0 outside the follow-up.
+        int32 label map of shape ``fixed_shape``; 0 outside the source image.
 
     Examples
     --------
@@ -762,7 +766,7 @@ def warp_labels(labels: np.ndarray, registration: Registration, fixed_shape: tup
     rows, cols = int(fixed_shape[0]), int(fixed_shape[1])
     matrix = np.asarray(registration.matrix, dtype=np.float64)
     source = np.ascontiguousarray(labels, dtype=np.int32)
-    flags = cv2.INTER_NEAREST
+    flags = cv2.INTER_NEAREST | (cv2.WARP_INVERSE_MAP if inverse else 0)
     try:
         out = cv2.warpAffine(source, matrix, (cols, rows), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     except cv2.error:  # OpenCV builds without int32 warping: float64 holds every int32 label exactly
