@@ -210,7 +210,7 @@ def test_same_stems_get_visit_prefixes(changed_pair, tmp_path):
 
 
 def test_paired_support_accepts_faint_candidates_where_the_other_film_has_a_lesion():
-    """On this small hand pair a follow-up candidate rejected for its score (0.5 <= score < 0.9) lies on a
+    """On this small hand pair a follow-up candidate rejected for its score (0.7 <= score < 0.9) lies on a
     baseline lesion: paired support accepts it; with support off it stays rejected and nothing else changes."""
     pair = make_pair(1, "hand", PhantomConfig(shape=(384, 384)))
     on = compare_pair(pair.pre.radiograph, pair.post.radiograph)

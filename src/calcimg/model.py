@@ -244,7 +244,7 @@ class Params:
     change_band: float = 0.2
     progression_pct: float = 25.0
     response_pct: float = 20.0
-    paired_support_min_score: float = 0.5
+    paired_support_min_score: float = 0.7
     correct_magnification: bool = True
     schema_version: int = PARAMS_SCHEMA_VERSION
 
