@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -62,6 +63,8 @@ TRUTH_FOLDER_SUFFIX = "_truth"
 
 def _has_dicom_magic(path: Path) -> bool:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # never open a FIFO or a device: it may block or never end
+            return False
         with path.open("rb") as handle:
             head = handle.read(132)
     except OSError:
@@ -257,12 +260,16 @@ def build_plan(
             else:
                 problems.append(Problem("unreadable", (record.relpath,), f"{record.relpath}: {problem}"))
     else:
-        excluded = Path(exclude).resolve() if exclude is not None else None
-        for path in discover_images(root):
-            if excluded is not None and path.resolve().is_relative_to(excluded):
+        excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
+        # A single image file given as INPUT is the only input: its folder is the root, not a study to search.
+        for path in discover_images(input_path if input_path.is_file() else root):
+            # realpath, unlike Path.resolve, does not raise on a symbolic link loop (that file is then unreadable)
+            if excluded is not None and Path(os.path.realpath(path)).is_relative_to(excluded):
                 continue
             header, problem = probe_image(path)
-            relpath = path.resolve().relative_to(root.resolve()).as_posix()
+            # discovery yields paths under ``root`` as given: the name relative to it is lexical, and a symbolic
+            # link the user placed in the study (to a file elsewhere) keeps its own name
+            relpath = path.relative_to(root).as_posix()
             if problem is not None:
                 problems.append(Problem("unreadable", (relpath,), f"{relpath}: {problem}"))
                 continue
@@ -430,6 +437,9 @@ def run_item(task: dict[str, Any]) -> dict[str, Any]:
         record = _compute_item(task)
     except CalcimgError as exc:
         return _failure(task, exc, str(exc))
+    except OSError as exc:  # the output folder: disk full, permissions (inputs are read as InputError)
+        where = exc.filename or task["out_dir"]
+        return _failure(task, exc, f"{where}: cannot write the results ({exc.strerror or exc})")
     except Exception as exc:  # one item's bug must not stop the cohort; it is reported with its type
         return _failure(task, exc, f"unexpected error {type(exc).__name__}: {exc}")
     return {"item": task["item"], "status": "done", "record": record, "seconds": time.perf_counter() - started}
@@ -588,9 +598,12 @@ def run_batch(plan: Plan, options: BatchOptions) -> BatchResult:
         When the output folder cannot be written or the Dask scheduler cannot be reached.
     """
     out = Path(options.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / PARTIAL_FOLDER, ignore_errors=True)  # leftovers of a killed run: never whole results
-    handler = logging.FileHandler(out / "batch.log", encoding="utf-8")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(out / PARTIAL_FOLDER, ignore_errors=True)  # leftovers of a killed run: never whole results
+        handler = logging.FileHandler(out / "batch.log", encoding="utf-8")
+    except OSError as exc:
+        raise CalcimgError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from exc
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)

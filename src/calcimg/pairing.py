@@ -23,6 +23,7 @@ import hmac
 import io
 import os
 import re
+import stat
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -330,6 +331,9 @@ def probe_image(path: Path) -> tuple[dict[str, str] | None, str | None]:
         in words when the file cannot be an image (then the first item is None).
     """
     try:
+        # a FIFO would block the open for ever and a device never end: only regular files can be images
+        if not stat.S_ISREG(path.stat().st_mode):
+            return None, "not a regular file (a device, pipe or socket)"
         with path.open("rb") as handle:
             head = handle.read(132)
     except OSError as exc:
@@ -496,8 +500,12 @@ def place_image(path: Path, root: Path, header: dict[str, str] | None) -> ImageR
 
 def _relative(path: Path, root: Path) -> str:
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return path.relative_to(root).as_posix()
     except ValueError:
+        pass
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, RuntimeError, OSError):  # outside the root, or a symbolic link loop
         return path.name
 
 

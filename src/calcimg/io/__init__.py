@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import stat
 import warnings
 from os import PathLike
 from pathlib import Path
@@ -97,10 +98,13 @@ def read_file_bytes(path: str | PathLike[str]) -> bytes:
     Raises
     ------
     InputError
-        When the file is missing, a directory, not readable or empty.
+        When the file is missing, a directory, not a regular file, not readable or empty.
     """
     file = Path(path)
     try:
+        # Only regular files are read: a FIFO would block for ever and a device (/dev/zero) never end.
+        if file.exists() and not file.is_dir() and not stat.S_ISREG(file.stat().st_mode):
+            raise InputError(path, "not a regular file (a device, pipe or socket)")
         data = file.read_bytes()
     except FileNotFoundError as exc:
         raise InputError(path, "file not found") from exc
@@ -117,7 +121,26 @@ def read_file_bytes(path: str | PathLike[str]) -> bytes:
 
 
 def _decode(data: bytes, path: str, max_pixels: int) -> Decoded:
-    """Dispatch to the reader of the format found in the first bytes."""
+    """Dispatch to the reader of the format found in the first bytes.
+
+    The readers turn the errors they expect into :class:`InputError`; whatever else a third-party parser or decoder
+    raises on damaged bytes (the fuzzer of ``benchmarks/fuzz_readers.py`` found AttributeError, TypeError,
+    OverflowError, pydicom's BytesLengthException, and the Rust decoders' PanicException, which derives from
+    BaseException) is also a damaged file, never a traceback.
+    """
+    try:
+        return _dispatch(data, path, max_pixels)
+    except InputError:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        raise InputError(
+            path, f"damaged or unsupported file: the decoder failed ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _dispatch(data: bytes, path: str, max_pixels: int) -> Decoded:
     kind = sniff_format(data)
     if kind == "dicom":
         return read_dicom(data, path, max_pixels)

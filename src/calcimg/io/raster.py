@@ -185,6 +185,7 @@ def read_png(data: bytes, path: str, max_pixels: int) -> Decoded:
     except (ValueError, struct.error) as exc:
         raise InputError(path, f"damaged PNG file ({exc})") from exc
     check_pixel_count(path, rows, cols, max_pixels)
+    _check_png_chunks(data, path)
     arr = _cv2_decode(data, path, "PNG")
     spacing = no_spacing()
     if phys is not None and phys[2] == 1:
@@ -192,6 +193,23 @@ def read_png(data: bytes, path: str, max_pixels: int) -> Decoded:
     meta = empty_metadata("png")
     meta.update(photometric=_PNG_COLOUR_TYPES.get(colour_type), bits_stored_header=bit_depth)
     return _finish(arr, "bgr", path, meta, spacing, [], bits_hint=None)
+
+
+def _check_png_chunks(data: bytes, path: str) -> None:
+    """Refuse a PNG whose chunk lengths run past the end of the file before OpenCV sees it: such a file is
+    truncated or damaged, and libpng can spend seconds on it (found by ``benchmarks/fuzz_readers.py``)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if pos + 12 + length > len(data):
+            raise InputError(
+                path,
+                f"the PNG image could not be decoded (truncated or damaged: chunk {kind.decode('latin-1')!r} at "
+                f"byte {pos} claims {length:,} bytes, only {max(0, len(data) - pos - 12):,} remain)",
+            )
+        if kind == b"IEND":
+            return
+        pos += 12 + length
 
 
 def read_jpeg(data: bytes, path: str, max_pixels: int) -> Decoded:

@@ -1,0 +1,176 @@
+"""Property tests (hypothesis) of :func:`calcimg.pipeline.segment_image`.
+
+Small arrays and few examples keep them fast. The properties that do not hold today are kept as strict xfails
+with the counterexample written out (see docs/robustness.md, "Reported to the pipeline"), so they turn into
+failures, to be un-marked, the day they are fixed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from calcimg.model import Params, Radiograph
+from calcimg.pipeline import segment_image
+
+FAST = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+
+#: Four clear disks (row, col, radius in pixels) on a smooth 256 x 256 background with mild noise.
+DISKS = ((90, 100, 10), (165, 160, 7), (100, 165, 6), (160, 95, 9))
+DIHEDRAL = {
+    "fliplr": np.fliplr,
+    "flipud": np.flipud,
+    "rot90": np.rot90,
+    "rot180": lambda a: np.rot90(a, 2),
+    "rot270": lambda a: np.rot90(a, 3),
+    "transpose": np.transpose,
+    "antitranspose": lambda a: np.rot90(a, 2).T,
+}
+
+
+def scene(disks: tuple[tuple[int, int, int], ...] = DISKS, amplitude: float = 1500.0, n: int = 256) -> np.ndarray:
+    """A uint16 test film: a broad smooth hump, bright uniform disks, Gaussian noise (sigma 30) of seed 0."""
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
+    image = 8000 + 1500 * np.exp(-((yy - n / 2) ** 2 + (xx - n / 2) ** 2) / (2 * (n / 2.5) ** 2))
+    for row, col, radius in disks:
+        image += amplitude * (((yy - row) ** 2 + (xx - col) ** 2) <= radius**2)
+    image += np.random.default_rng(0).normal(0, 30, image.shape)
+    return np.clip(image, 0, 65535).astype(np.uint16)
+
+
+def radiograph(pixels: np.ndarray, spacing: tuple[float, float] | None = (0.1, 0.1)) -> Radiograph:
+    """An in-memory Radiograph (no file), spacing given by the user or none."""
+    pixels = np.ascontiguousarray(pixels)
+    return Radiograph(
+        pixels=pixels,
+        spacing_mm=spacing,
+        spacing_source="none" if spacing is None else "user",
+        path="memory",
+        content_hash="sha256:0",
+        bits_stored=None if pixels.dtype.kind == "f" else pixels.dtype.itemsize * 8,
+        metadata={},
+        warnings=[],
+    )
+
+
+def scaled_params(params: Params, factor: float) -> Params:
+    """``params`` with every length (``*_mm``) multiplied by ``factor`` and every area by ``factor**2``."""
+    values = params.to_dict()
+    for key, value in list(values.items()):
+        if key.endswith("_mm2"):
+            values[key] = value * factor**2
+        elif key.endswith("_mm") and key != "size_classes_mm":
+            values[key] = value * factor
+    values["size_classes_mm"] = [v * factor for v in params.size_classes_mm]
+    return Params.from_dict(values)
+
+
+BASE = scene()
+BASE_RESULT = segment_image(radiograph(BASE))
+
+
+def test_the_scene_has_its_four_disks() -> None:
+    assert BASE_RESULT.summary["count"] == 4
+    assert sorted(BASE_RESULT.lesions["area_px"]) == pytest.approx(sorted(np.pi * r**2 for *_, r in DISKS), rel=0.35)
+
+
+# --- never raises -------------------------------------------------------------------------------------------------
+
+_SHAPES = st.tuples(st.integers(1, 64), st.integers(1, 64)) | st.sampled_from([(1, 300), (300, 1), (150, 170)])
+_IMAGES = st.one_of(
+    arrays(np.uint8, _SHAPES),
+    arrays(np.uint16, _SHAPES),
+    arrays(np.float32, _SHAPES, elements=st.floats(-1e6, 1e6, allow_nan=False, width=32)),
+    arrays(np.float32, _SHAPES, elements=st.floats(allow_nan=False, allow_infinity=False, width=32)),
+)
+_SPACINGS = st.none() | st.tuples(st.floats(0.01, 2.0), st.floats(0.01, 2.0))
+
+
+@FAST
+@given(pixels=_IMAGES, spacing=_SPACINGS)
+def test_segment_image_never_raises_on_finite_arrays(pixels: np.ndarray, spacing: tuple[float, float] | None) -> None:
+    result = segment_image(radiograph(pixels, spacing))
+    assert result.labels.shape == pixels.shape
+    assert result.summary["count"] == len(result.lesions) == int(result.labels.max())
+
+
+# --- flips and rotations ------------------------------------------------------------------------------------------
+
+
+@FAST
+@given(name=st.sampled_from(sorted(DIHEDRAL)))
+def test_flips_and_rotations_keep_counts_and_areas_within_3_percent(name: str) -> None:
+    result = segment_image(radiograph(DIHEDRAL[name](BASE)))
+    assert result.summary["count"] == BASE_RESULT.summary["count"]
+    assert sorted(result.lesions["area_mm2"]) == pytest.approx(sorted(BASE_RESULT.lesions["area_mm2"]), rel=0.03)
+
+
+def test_transpose_gives_exactly_the_transposed_labels() -> None:
+    result = segment_image(radiograph(BASE.T))
+    assert np.array_equal(result.labels > 0, BASE_RESULT.labels.T > 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reported: segment_image is not exactly flip-equivariant (outlines differ by a few pixels, areas by up to "
+    "2%, e.g. 301 vs 295 px under fliplr); the background is computed on a copy shrunk by int(smoothing px) with "
+    "cv2.resize, whose grid is anchored at the top-left corner",
+)
+@pytest.mark.parametrize("name", ["fliplr", "flipud", "rot90"])
+def test_flips_and_rotations_give_exactly_the_same_lesions(name: str) -> None:
+    transform = DIHEDRAL[name]
+    result = segment_image(radiograph(transform(BASE)))
+    assert np.array_equal(result.labels > 0, transform(BASE_RESULT.labels) > 0)
+
+
+# --- spacing -------------------------------------------------------------------------------------------------------
+
+
+@FAST
+@given(row=st.floats(0.02, 0.5), col=st.floats(0.02, 0.5))
+def test_areas_in_mm2_are_pixel_areas_times_the_pixel_area(row: float, col: float) -> None:
+    """Whatever the spacing does to detection, each lesion's mm^2 is its pixel count times row x col spacing,
+    and the total is the sum."""
+    result = segment_image(radiograph(BASE, (row, col)))
+    lesions = result.lesions
+    assert np.allclose(lesions["area_mm2"], lesions["area_px"] * row * col, rtol=1e-9)
+    assert result.summary["total_area_mm2"] == pytest.approx(float(lesions["area_mm2"].sum()), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reported: with the same pixels at 0.2 instead of 0.1 mm and every Params length x2 (areas x4), all four "
+    "disks are rejected as 'marker' instead of giving the same labels with 4x the mm^2: some size in core or "
+    "pipeline is not taken from Params (e.g. the marker minimum area, int(5 * px_per_mm**2) in _marker_zones)",
+)
+def test_same_pixels_at_double_spacing_with_scaled_params_give_same_labels_and_four_times_the_area() -> None:
+    doubled = segment_image(radiograph(BASE, (0.2, 0.2)), scaled_params(Params(), 2.0))
+    assert np.array_equal(doubled.labels, BASE_RESULT.labels)
+    assert np.allclose(np.sort(doubled.lesions["area_mm2"]), 4 * np.sort(BASE_RESULT.lesions["area_mm2"]))
+
+
+# --- adding a lesion ---------------------------------------------------------------------------------------------
+
+#: Places at least 25 px from every disk of DISKS and from the border.
+_FREE_SPOTS = [
+    (r, c)
+    for r in range(40, 217, 22)
+    for c in range(40, 217, 22)
+    if all((r - dr) ** 2 + (c - dc) ** 2 > (dradius + 25) ** 2 for dr, dc, dradius in DISKS)
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reported: adding a clear disk (radius 6 px, +1500) at (128, 128) of the scene lowers the count from "
+    "4 to 3 (no candidate rejected: one of the other disks is no longer found)",
+)
+@FAST
+@given(spot=st.sampled_from(_FREE_SPOTS))
+@example(spot=(128, 128))
+def test_adding_a_clear_lesion_never_lowers_the_count(spot: tuple[int, int]) -> None:
+    result = segment_image(radiograph(scene((*DISKS, (*spot, 6)))))
+    assert result.summary["count"] >= BASE_RESULT.summary["count"]
