@@ -140,12 +140,6 @@ def test_areas_in_mm2_are_pixel_areas_times_the_pixel_area(row: float, col: floa
     assert result.summary["total_area_mm2"] == pytest.approx(float(lesions["area_mm2"].sum()), rel=1e-9, abs=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: with the same pixels at 0.2 instead of 0.1 mm and every Params length x2 (areas x4), all four "
-    "disks are rejected as 'marker' instead of giving the same labels with 4x the mm^2: some size in core or "
-    "pipeline is not taken from Params (e.g. the marker minimum area, int(5 * px_per_mm**2) in _marker_zones)",
-)
 def test_same_pixels_at_double_spacing_with_scaled_params_give_same_labels_and_four_times_the_area() -> None:
     doubled = segment_image(radiograph(BASE, (0.2, 0.2)), scaled_params(Params(), 2.0))
     assert np.array_equal(doubled.labels, BASE_RESULT.labels)

@@ -190,6 +190,8 @@ class Params:
     marker_factor : float
         Candidates whose brightest pixel exceeds the dense-bone level by this fraction of the tissue range, or
         reaches a saturated plateau, are lead markers.
+    marker_min_area_mm2 : float
+        Smallest bright region taken for a lead marker (single hot pixels and small dense deposits are not).
     marker_margin_mm : float
         Candidates lying mostly within this distance of a marker (its blurred edge and plastic plate) are
         rejected as markers.
@@ -236,6 +238,7 @@ class Params:
     fill_holes: bool = True
     fov_margin_mm: float = 1.0
     marker_factor: float = 0.5
+    marker_min_area_mm2: float = 5.0
     marker_margin_mm: float = 8.0
     min_tissue_fraction: float = 0.08
     size_classes_mm: tuple[float, ...] = (1.0, 3.0, 8.0, 20.0)
@@ -266,6 +269,7 @@ class Params:
             "progression_pct",
             "response_pct",
             "paired_support_min_score",
+            "marker_min_area_mm2",
         )
         for name in non_negative:
             if not (float(getattr(self, name)) >= 0):

@@ -320,7 +320,7 @@ def _marker_zones(
     return fov_module.marker_zone(
         image,
         _marker_level(levels, params),
-        min_area_px=int(5 * px_per_mm**2),
+        min_area_px=max(1, int(params.marker_min_area_mm2 * px_per_mm**2)),
         margin_px=int(round(params.marker_margin_mm * px_per_mm)),
     )
 
