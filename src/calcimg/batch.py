@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from calcimg import __version__
-from calcimg._files import atomic_write_json, atomic_write_text, json_safe
+from calcimg._files import atomic_write_bytes, atomic_write_json, atomic_write_text, json_safe
 from calcimg.errors import CalcimgError, InputError
 from calcimg.io import load_radiograph
 from calcimg.model import Params, public_metadata
@@ -334,6 +334,9 @@ class BatchOptions:
         Subjects named by their ids instead of pseudonyms.
     default_key : bool
         The pseudonyms use the published default key (recorded and warned about).
+    dicom_seg : bool
+        Also write each DICOM input's lesions as a DICOM Segmentation (``<visit>_seg.dcm``) referencing it; it
+        carries the source's identifiers, so the CLI allows it only with ``keep_identifiers``.
     """
 
     out_dir: Path
@@ -344,6 +347,7 @@ class BatchOptions:
     quiet: bool = False
     keep_identifiers: bool = False
     default_key: bool = True
+    dicom_seg: bool = False
 
 
 @dataclass
@@ -392,6 +396,7 @@ def make_task(item: PairItem | SingleItem, options: BatchOptions) -> dict[str, A
         "images": images,
         "params": options.params.to_dict(),
         "out_dir": str(options.out_dir),
+        "dicom_seg": options.dicom_seg,
     }
 
 
@@ -402,6 +407,7 @@ def resume_key(task_or_record: dict[str, Any]) -> dict[str, Any]:
         {
             "calcimg_version": task_or_record.get("calcimg_version", __version__),
             "params": task_or_record["params"],
+            "dicom_seg": bool(task_or_record.get("dicom_seg", False)),
             "inputs": [
                 {k: image.get(k) for k in ("role", "content_hash", "spacing_mm")}
                 for image in (task_or_record.get("images") or task_or_record["inputs"])
@@ -462,6 +468,17 @@ def _failure(task: dict[str, Any], exc: BaseException, message: str) -> dict[str
     }
 
 
+def _write_dicom_segs(task: dict[str, Any], visits: list[tuple[str, Any]], work: Path) -> None:
+    """``<stem>_seg.dcm`` for each visit read from a DICOM file (other formats have nothing to reference)."""
+    from calcimg.io import read_file_bytes, sniff_format
+    from calcimg.report.dicom_seg import segmentation_bytes
+
+    for image, (stem, segmented) in zip(task["images"], visits, strict=True):
+        if sniff_format(read_file_bytes(image["path"])[:132]) not in ("dicom", "dicom_bare"):
+            continue
+        atomic_write_bytes(work / f"{stem}_seg.dcm", segmentation_bytes(segmented.labels, image["path"]))
+
+
 def _compute_item(task: dict[str, Any]) -> dict[str, Any]:
     from calcimg.pipeline import compare_pair, segment_image
     from calcimg.report.files import write_segmentation
@@ -482,9 +499,14 @@ def _compute_item(task: dict[str, Any]) -> dict[str, Any]:
         if task["kind"] == "pair":
             result = compare_pair(radiographs[0], radiographs[1], params)
             write_comparison(result, work, "pre", "post")
+            visits = [("pre", result.pre), ("post", result.post)]
         else:
             result = segment_image(radiographs[0], params)
-            write_segmentation(result, work, safe_name(task["images"][0]["timepoint"] or "image"))
+            stem = safe_name(task["images"][0]["timepoint"] or "image")
+            write_segmentation(result, work, stem)
+            visits = [(stem, result)]
+        if task.get("dicom_seg"):
+            _write_dicom_segs(task, visits, work)
         summary = result.summary
         inputs = []
         for image, radiograph in zip(task["images"], radiographs, strict=True):
@@ -506,6 +528,7 @@ def _compute_item(task: dict[str, Any]) -> dict[str, Any]:
                 "site": task["site"],
                 "reference": task["reference"],
                 "params": task["params"],
+                "dicom_seg": bool(task.get("dicom_seg", False)),
                 "inputs": inputs,
                 "files": sorted(p.name for p in work.iterdir() if not p.name.startswith(".")),
                 "summary": summary,

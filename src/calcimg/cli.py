@@ -216,6 +216,12 @@ def _add_batch(subparsers: argparse._SubParsersAction, common: argparse.Argument
     parser.add_argument(
         "--pseudonym-key", help="key of the subject pseudonyms (default: $CALCIMG_PSEUDONYM_KEY, else a public key)"
     )
+    parser.add_argument(
+        "--dicom-seg",
+        action="store_true",
+        help="also write each DICOM input's lesions as a DICOM Segmentation referencing it (<visit>_seg.dcm); "
+        "a SEG carries the source's identifiers, so this needs --keep-identifiers",
+    )
     parser.set_defaults(run=_run_batch)
 
 
@@ -230,6 +236,11 @@ def _run_batch(args: argparse.Namespace) -> int:
         raise ParameterError(f"--jobs must be at least 1, got {args.jobs}")
     if args.spacing is not None:
         validate_user_spacing(args.spacing)
+    if args.dicom_seg and not args.keep_identifiers:
+        raise ParameterError(
+            "--dicom-seg needs --keep-identifiers: a DICOM Segmentation references its source study and repeats "
+            "its patient module"
+        )
     params = read_params(args.params) if args.params else None
     key, default_key = resolve_pseudonym_key(args.pseudonym_key)
     plan = build_plan(
@@ -251,6 +262,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         keep_identifiers=args.keep_identifiers,
         default_key=default_key,
+        dicom_seg=args.dicom_seg,
     )
     if params is not None:
         options.params = params
