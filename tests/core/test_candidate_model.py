@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from calcimg.core.candidate_model import FEATURES, candidate_features, candidate_scores, load_model
 
@@ -18,6 +19,8 @@ def _table(**changes) -> pd.DataFrame:
         "background_level": 1000.0,
         "noise_scale": 10.0,
         "eccentricity": 0.3,
+        "major_axis_px": 24.0,  # a disk of 400 px: its second-moment ellipse is itself (fill ~0.88 with these axes)
+        "minor_axis_px": 24.0,
         "bone_overlap": 0.0,
         "bone_edge_fraction": 0.0,
     }
@@ -40,7 +43,9 @@ def test_stored_model_matches_the_features():
 def test_features_are_scale_free():
     """The same deposit at half the spacing (4x the pixels, 2x the width) has the same features."""
     coarse = candidate_features(_table(), px_per_mm=5.0, levels=LEVELS)
-    fine = candidate_features(_table(area_px=1600.0, width_px=40.0), px_per_mm=10.0, levels=LEVELS)
+    fine = candidate_features(
+        _table(area_px=1600.0, width_px=40.0, major_axis_px=48.0, minor_axis_px=48.0), px_per_mm=10.0, levels=LEVELS
+    )
     pd.testing.assert_frame_equal(coarse, fine)
     assert coarse.loc[0, "log_area_mm2"] == np.log(16.0)
 
@@ -66,3 +71,12 @@ def test_dense_compact_deposit_scores_above_faint_noise_blob():
     assert scores[0] > 0.9
     assert scores[1] < 0.5
     assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_ellipse_fill_separates_a_compact_blob_from_a_curved_band():
+    """A band bent into an arc fills little of its second-moment ellipse; a disk fills nearly all of it."""
+    disk = candidate_features(_table(area_px=np.pi * 12**2, major_axis_px=24.0, minor_axis_px=24.0), 10.0, LEVELS)
+    band = candidate_features(_table(area_px=300.0, major_axis_px=80.0, minor_axis_px=40.0), 10.0, LEVELS)
+    assert disk.loc[0, "ellipse_fill"] == pytest.approx(1.0)
+    assert band.loc[0, "ellipse_fill"] == pytest.approx(300 / (np.pi / 4 * 80 * 40))
+    assert band.loc[0, "sparse_extent"] > disk.loc[0, "sparse_extent"] == pytest.approx(0.0)

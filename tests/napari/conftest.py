@@ -26,7 +26,7 @@ for _name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR", "XDG_DATA_
     Path(os.environ[_name]).mkdir(parents=True, exist_ok=True, mode=0o700)
 os.environ.setdefault("NAPARI_CONFIG", str(_XDG / "napari-settings.yaml"))
 
-#: A 384 x 384 hand phantom at 0.65 mm: 3 lesions found at each visit (1 grown group, 2 new, 2 resolved).
+#: A 384 x 384 hand phantom at 0.65 mm: 4 lesions found at each visit (1 grown group, 3 new, 3 resolved).
 PAIR_SEED = 1
 PAIR_SITE = "hand"
 

@@ -60,8 +60,9 @@ def test_segment_widget_runs_and_previews(make_napari_viewer, phantom_files, qtb
     result = widget.run()
     lesions = viewer.layers[f"{image.name} lesions"]
     rejected = viewer.layers[f"{image.name} rejected"]
-    assert int(lesions.data.max()) == len(result.lesions) == 3
-    assert list(lesions.features["index"]) == [1, 2, 3]
+    n = len(result.lesions)
+    assert n >= 1 and int(lesions.data.max()) == n
+    assert list(lesions.features["index"]) == list(range(1, n + 1))
     assert lesions.features["area_mm2"].sum() == pytest.approx(result.summary["total_area_mm2"])
     np.testing.assert_allclose(lesions.affine.affine_matrix[:2, :2], np.diag([0.6511, 0.6511]))
     assert set(rejected.features["reason"]) and (rejected.data > 0).any()
@@ -85,8 +86,8 @@ def test_whole_review_flow(make_napari_viewer, phantom_files, tmp_path):
     widget.baseline.value, widget.followup.value = pre, post
     widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
     session = widget.run()
-    assert session is not None and "count</b> 3 &rarr; 3" in widget.summary.value
-    assert widget.table.rowCount() == 6
+    assert session is not None and "count</b> 4 &rarr; 4" in widget.summary.value
+    assert widget.table.rowCount() == 8
     # The follow-up image shows in the baseline frame through its affine.
     np.testing.assert_allclose(post.affine.affine_matrix, widget.layers["post"].affine.affine_matrix @ np.diag(
         [1 / 0.6511, 1 / 0.6511, 1]), atol=1e-9)  # fmt: skip
@@ -114,35 +115,35 @@ def test_whole_review_flow(make_napari_viewer, phantom_files, tmp_path):
     assert (widget.layers["post"].data == 3).any()
     widget.redo()
     widget.remeasure()
-    assert session.result.summary["post_count"] == 2 and widget.table.rowCount() == 5
+    assert session.result.summary["post_count"] == 3 and widget.table.rowCount() == 7
     # Paint a missed lesion on the baseline layer (as the brush would), then re-measure.
     layer = widget.layers["pre"]
     new_id = widget.new_lesion() if viewer.layers.selection.active is layer else None
     viewer.layers.selection.active = layer
     new_id = widget.new_lesion()
-    assert layer.mode == "paint" and layer.selected_label == new_id == 4
+    assert layer.mode == "paint" and layer.selected_label == new_id == 5
     data = layer.data.copy()
     data[20:24, 200:204] = new_id
     layer.data = data
     widget.remeasure()
-    assert session.result.summary["pre_count"] == 4
-    assert session.edits[-1]["action"] == "paint" and session.edits[-1]["added_ids"] == [4]
+    assert session.result.summary["pre_count"] == 5
+    assert session.edits[-1]["action"] == "paint" and session.edits[-1]["added_ids"] == [5]
     # Export, then reopen with the folder reader.
     written = widget.export(tmp_path / "reviewed")
     summary = json.loads(written["summary"].read_text())
     assert summary["review"]["reviewed"] is True
     assert [e["action"] for e in summary["review"]["edits"]] == ["delete", "paint"]
-    assert summary["post_count"] == 2 and summary["pre_count"] == 4
+    assert summary["post_count"] == 3 and summary["pre_count"] == 5
     lesions = pd.read_csv(written["lesions"])
-    assert len(lesions) == 6
-    painted = lesions.loc[(lesions["visit"] == "pre") & (lesions["lesion_id"] == 4)].iloc[0]
+    assert len(lesions) == 8
+    painted = lesions.loc[(lesions["visit"] == "pre") & (lesions["lesion_id"] == 5)].iloc[0]
     assert painted["area_mm2"] == pytest.approx(16 * 0.6511**2, rel=1e-4)
     assert summary["pre_area_mm2"] == pytest.approx(lesions.loc[lesions["visit"] == "pre", "area_mm2"].sum(), rel=1e-4)
     reopened = _open(viewer, tmp_path / "reviewed")
     assert [lay.name for lay in reopened][1].endswith("lesions")
     assert reopened[1].metadata["calcimg"]["reviewed"] is True
     assert widget.open_folder(tmp_path / "reviewed") is not None
-    assert widget.session.result.summary["pre_count"] == 4
+    assert widget.session.result.summary["pre_count"] == 5
 
 
 def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files):
@@ -154,13 +155,13 @@ def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files):
     widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
     session = widget.run()
     widget.table.select_key("pre", 1)
-    widget.table.selectRow(next(r for r in range(6) if widget.table.row_key(r) == ("pre", 3)))
+    widget.table.selectRow(next(r for r in range(8) if widget.table.row_key(r) == ("pre", 3)))
     widget.table.setSelectionMode(widget.table.SelectionMode.MultiSelection)
     widget.table.select_key("pre", 1)
     assert sorted(widget.table.selected_keys()) == [("pre", 1), ("pre", 3)]
     assert widget.merge_selected() == 1
     widget.remeasure()
-    assert session.result.summary["pre_count"] == 2
+    assert session.result.summary["pre_count"] == 3
     regions = widget.draw_region("exclude")
     lesion = session.result.pre.lesions.set_index("lesion_id").loc[2]
     r, c = lesion["centroid_row"], lesion["centroid_col"]
@@ -169,12 +170,12 @@ def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files):
     widget.remeasure()
     # Regions segment again: lesion 2 is excluded, the merge before is replaced (undo brings it back).
     found = session.result.pre.lesions
-    assert len(found) == 2
+    assert len(found) == 3
     assert (np.hypot(found["centroid_row"] - r, found["centroid_col"] - c) > 5).all()
     assert session.edits[-1]["action"] == "regions"
     widget.undo()
     widget.remeasure()
-    assert sorted(session.result.pre.lesions["lesion_id"]) == [1, 2]
+    assert sorted(session.result.pre.lesions["lesion_id"]) == [1, 2, 4]
 
 
 def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phantom_files):
@@ -204,4 +205,4 @@ def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phan
         diff = np.abs(shot[..., :3].astype(int) - plain[..., :3].astype(int)).sum(axis=-1) > 30
         rows, cols = np.nonzero(diff)
         assert diff.mean() < 0.25 and abs(rows.mean() - h / 2) < h / 4 and abs(cols.mean() - w / 2) < w / 4
-    assert session.result.summary["post_count"] == 3
+    assert session.result.summary["post_count"] == 4

@@ -1,7 +1,8 @@
 """A learned score for each candidate: how much it looks like a calcinosis deposit rather than noise or anatomy.
 
 The score is a logistic regression on scale-free features of the candidate (area in mm^2, contrast over the
-local noise, excess density relative to the tissue range, width, elongation, eccentricity, bone overlap, bone
+local noise, excess density relative to the tissue range, width, elongation, eccentricity, how much of its
+second-moment ellipse it fills (curved bands and scattered texture fill little of it), bone overlap, bone
 outline, background level, local noise). Its coefficients were fitted on phantoms with exact truth by
 ``scripts/train_candidate_model.py`` and are stored, readable, in ``candidate_model.json`` beside this module;
 inference is a dot product, no machine-learning library is needed at run time.
@@ -32,6 +33,8 @@ FEATURES = (
     "log_relative_noise",
     "log_peak_over_mean",
     "rim_over_mean",
+    "ellipse_fill",
+    "sparse_extent",
 )
 
 
@@ -43,6 +46,7 @@ def candidate_features(table: pd.DataFrame, px_per_mm: float, levels: dict[str, 
     table : pandas.DataFrame
         Candidate measurements (``area_px``, ``width_px``, ``contrast_k``, ``mean_excess``, ``max_excess``,
         ``rim_excess``, ``max_intensity``, ``background_level``, ``noise_scale``, ``eccentricity``,
+        ``major_axis_px``, ``minor_axis_px``,
         ``bone_overlap``, ``bone_edge_fraction``).
     px_per_mm : float
         Pixels per mm of the image.
@@ -57,6 +61,8 @@ def candidate_features(table: pd.DataFrame, px_per_mm: float, levels: dict[str, 
     tissue_range = max(float(levels["range"]), 1.0)
     width_px = np.maximum(table["width_px"].to_numpy(float), 1.0)
     area_px = table["area_px"].to_numpy(float)
+    ellipse_px = np.pi / 4 * table["major_axis_px"].to_numpy(float) * table["minor_axis_px"].to_numpy(float)
+    fill = np.clip(area_px / np.maximum(ellipse_px, 1.0), 0.0, 1.0)
     return pd.DataFrame(
         {
             "log_area_mm2": np.log(area_px / px_per_mm**2),
@@ -81,6 +87,9 @@ def candidate_features(table: pd.DataFrame, px_per_mm: float, levels: dict[str, 
             ),
             "rim_over_mean": table["rim_excess"].to_numpy(float)
             / np.maximum(table["mean_excess"].to_numpy(float), 1.0),
+            "ellipse_fill": fill,
+            # Large and sparse together (a long curved band, a patch of texture): a logistic model needs the product.
+            "sparse_extent": (1.0 - fill) * np.log1p(area_px / px_per_mm**2),
         },
         columns=list(FEATURES),
     )
@@ -101,9 +110,10 @@ def candidate_scores(features: pd.DataFrame, model: dict[str, Any] | None = None
 
     Examples
     --------
-    >>> model = {"features": list(FEATURES), "mean": [0.0] * 13, "scale": [1.0] * 13,
-    ...          "coef": [1.0] + [0.0] * 12, "intercept": 0.0}
-    >>> row = pd.DataFrame([[0.0] * 13], columns=list(FEATURES))
+    >>> n = len(FEATURES)
+    >>> model = {"features": list(FEATURES), "mean": [0.0] * n, "scale": [1.0] * n,
+    ...          "coef": [1.0] + [0.0] * (n - 1), "intercept": 0.0}
+    >>> row = pd.DataFrame([[0.0] * n], columns=list(FEATURES))
     >>> float(candidate_scores(row, model)[0])
     0.5
     """
