@@ -6,6 +6,7 @@ import io
 import shutil
 from pathlib import Path
 
+import highdicom
 import numpy as np
 import pydicom
 import pytest
@@ -32,7 +33,6 @@ def test_dicom_seg_needs_keep_identifiers(study, tmp_path, capsys):
 
 
 def test_batch_writes_segmentations_that_reference_their_sources(study, tmp_path):
-    highdicom = pytest.importorskip("highdicom")
     out = tmp_path / "out"
     args = ["batch", str(study), "--out", str(out), "--dicom-seg", "--keep-identifiers", "--jobs", "1", "-q"]
     assert main(args) == 0
@@ -62,7 +62,6 @@ def test_segmentation_refuses_a_label_map_of_another_shape():
 
 
 def test_segmentation_of_no_lesion_is_an_empty_mask():
-    highdicom = pytest.importorskip("highdicom")
     source = pydicom.dcmread(SAMPLES / "S01_hand_pre.dcm")
     data = segmentation_bytes(np.zeros((source.Rows, source.Columns), np.int32), SAMPLES / "S01_hand_pre.dcm")
     seg = highdicom.seg.segread(io.BytesIO(data))
