@@ -236,3 +236,11 @@ def test_paired_support_accepts_faint_candidates_where_the_other_film_has_a_lesi
         at = transform_points(np.array([[row.centroid_row, row.centroid_col]]), on.transform)[0]
         nearest = np.hypot(*(pre_centroids - at).T).min() * spacing
         assert nearest <= params.match_distance_mm + row.major_axis_px * pair.post.spacing_mm
+
+
+def test_summary_counts_the_lesions_accepted_on_the_other_films_evidence():
+    pair = make_pair(1, "hand", PhantomConfig(shape=(384, 384)))
+    result = compare_pair(pair.pre.radiograph, pair.post.radiograph)
+    for visit in ("pre", "post"):
+        table = getattr(result, visit).candidate_table
+        assert result.summary["supported_by_other_visit"][visit] == int((table["support"] == "other_visit").sum())

@@ -15,11 +15,13 @@ Steps of :func:`segment_image`:
 
 Steps of :func:`compare_pair`:
 
-1. segment each visit on its own pixels (areas are never measured on resampled masks);
+1. find and decide the candidates of each visit on its own pixels (steps 1-5 above);
 2. register the follow-up to the baseline (:mod:`calcimg.core.registration`);
-3. carry the follow-up's label map into the baseline frame (nearest neighbour, for matching only) and match
+3. paired support: a candidate rejected only for its score is accepted where the other visit accepted a lesion;
+4. measure each visit's lesions on its own pixels (areas are never measured on resampled masks);
+5. carry the follow-up's label map into the baseline frame (nearest neighbour, for matching only) and match
    lesions by overlap and distance, one-to-many allowed (:mod:`calcimg.core.matching`);
-4. total areas, counts and burden at both visits, their change, the category, the response and whether a reader
+6. total areas, counts and burden at both visits, their change, the category, the response and whether a reader
    must review the pair.
 """
 
@@ -761,6 +763,10 @@ def _pair_summary(
         "category": category,
         "response": response,
         "magnification_correction": area_scale,
+        "supported_by_other_visit": {
+            name: int((result.candidate_table.get("support", pd.Series(dtype=str)) == "other_visit").sum())
+            for name, result in (("pre", pre), ("post", post))
+        },
         "registration": transform.to_dict(),
         "needs_review": bool(reasons),
         "review_reasons": reasons,
