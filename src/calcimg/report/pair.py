@@ -63,19 +63,22 @@ def pair_lesion_table(result: Any) -> pd.DataFrame:
 
 
 def _class_masks(labels: np.ndarray, matches: pd.DataFrame, visit: str) -> dict[str, np.ndarray]:
+    """One mask per change class present among a visit's lesions (a small integer code per label, one gather)."""
     rows = matches[matches["visit"] == visit]
-    lookup = np.full(int(labels.max(initial=0)) + 1, "", dtype=object)
-    lookup[rows["lesion_id"].to_numpy()] = rows["change_class"].to_numpy()
+    names = list(CHANGE_COLOURS_BGR)
+    lookup = np.zeros(int(labels.max(initial=0)) + 1, np.uint8)  # 0: background or unknown class
+    codes = [names.index(c) + 1 if c in names else 0 for c in rows["change_class"]]
+    lookup[rows["lesion_id"].to_numpy()] = codes
     classes = lookup[labels]
-    return {name: classes == name for name in CHANGE_COLOURS_BGR if (rows["change_class"] == name).any()}
+    return {name: classes == k for k, name in enumerate(names, start=1) if k in codes}
 
 
 def pair_overlay(result: Any, max_side: int = 1200) -> np.ndarray:
     """Picture of a comparison: baseline | follow-up | follow-up lesions drawn on the baseline.
 
     Lesions are outlined in the colour of their change class (new, resolved, grown, shrunk, stable); the third
-    panel shows the baseline with its own lesions and, dashed, the follow-up's carried into its frame by the
-    registration. A legend and the pair's figures are written on the picture.
+    panel shows the baseline with its own lesions (thick) and the follow-up's carried into its frame by the
+    registration (thin). A legend and the pair's figures are written on the picture.
 
     Parameters
     ----------
