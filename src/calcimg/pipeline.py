@@ -276,17 +276,41 @@ def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = No
     lesion_mask = keep[stage.candidates]
     if stage.params.fill_holes:
         lesion_mask = morphology.fill_holes(lesion_mask)
-    labels, n_lesions = measure.label_objects(lesion_mask)
-    lesion_pixels = measure.ObjectPixels.of(labels, n_lesions)
-    lesions = _measure_candidates(stage.image, stage.response, stage.background, stage.scale, labels, lesion_pixels)
-    lesions["bone_overlap"] = lesion_pixels.means(stage.bone)
-    lesions = _finish_lesion_table(lesions, labels, n_lesions, stage.params, stage.levels, stage.radiograph)
+    labels, _ = measure.label_objects(lesion_mask)
+    lesions = measure_lesions(stage, labels)
     rejected = table.loc[~accepted].reset_index(drop=True)
     summary = _summary(
         stage.radiograph, stage.params, lesions, rejected, stage.fov, stage.noise, stage.levels, stage.conversion,
         stage.line_px,
     )  # fmt: skip
     return SegmentResult(stage.radiograph, labels, lesions, rejected, stage.candidates, table, stage.fov, summary)
+
+
+def measure_lesions(stage: CandidateStage, labels: np.ndarray) -> pd.DataFrame:
+    """Measure every lesion of a label map of the stage's image, as :func:`segment_image` measures its own.
+
+    Label values need not be consecutive (a reader's edits leave gaps): each value present is one lesion and
+    keeps its id.
+
+    Parameters
+    ----------
+    stage : CandidateStage
+        From :func:`detect_candidates` on the same radiograph and Params.
+    labels : numpy.ndarray
+        int label map of the image's shape (0 background).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per lesion present, by increasing ``lesion_id``.
+    """
+    labels = np.asarray(labels, dtype=np.int32)
+    n = int(labels.max(initial=0))
+    pixels = measure.ObjectPixels.of(labels, n)
+    table = _measure_candidates(stage.image, stage.response, stage.background, stage.scale, labels, pixels)
+    table["bone_overlap"] = pixels.means(stage.bone)
+    table = _finish_lesion_table(table, labels, n, stage.params, stage.levels, stage.radiograph)
+    return table.loc[table["area_px"] > 0].reset_index(drop=True)
 
 
 def _read_source(source: str | PathLike[str] | Radiograph, spacing: float | tuple[float, float] | None) -> Radiograph:

@@ -22,7 +22,7 @@ from calcimg._napari._layers import (
     registered_affine,
     to_baseline_px,
 )
-from calcimg._napari._measure import registration_from_dict, remeasure_pair
+from calcimg._napari._measure import remeasure_pair
 from calcimg._napari._params_form import field_label, params_docs
 from calcimg._napari._preview import preview_segmentation, view_region
 from calcimg._napari._reader import (
@@ -34,6 +34,7 @@ from calcimg._napari._reader import (
 from calcimg._napari._review import ReviewSession, baseline_mask_to_followup
 from calcimg._napari._sample import phantom_pair
 from calcimg._napari._writer import write_labels
+from calcimg.core.registration import Registration
 from calcimg.model import IDENTIFYING_KEYS
 
 #: As in conftest: the scripted scenarios pin paired support off.
@@ -55,7 +56,7 @@ def test_remeasure_of_unedited_labels_reproduces_the_pipeline(phantom_result):
 
 
 def test_registration_round_trips_through_its_record(phantom_result):
-    assert registration_from_dict(phantom_result.transform.to_dict()).to_dict() == phantom_result.transform.to_dict()
+    assert Registration.from_dict(phantom_result.transform.to_dict()).to_dict() == phantom_result.transform.to_dict()
 
 
 # ------------------------------------------------------------------------------------------------------------

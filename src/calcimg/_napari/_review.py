@@ -20,19 +20,14 @@ import cv2
 import numpy as np
 
 from calcimg import __version__
+from calcimg.core.registration import Registration
 from calcimg.errors import InputError
 from calcimg.io import load_mask, load_radiograph
 from calcimg.model import Params, Radiograph
-from calcimg.pipeline import PairResult, segment_image
+from calcimg.pipeline import CandidateStage, PairResult, compare_pair, match_and_summarise, segment_image
 
 from . import _edits
-from ._measure import (
-    MeasurementMaps,
-    compare_with_regions,
-    recompare,
-    registration_from_dict,
-    remeasure_pair,
-)
+from ._measure import remeasure_pair
 
 VISITS = ("pre", "post")
 #: Figures of the automatic result kept in the review record, to show what the corrections changed.
@@ -79,7 +74,7 @@ class ReviewSession:
         self.automatic = self.previous_review.get("automatic") or {
             k: result.summary.get(k) for k in (*_AUTOMATIC_KEYS, *_area_keys(result.summary))
         }
-        self._maps: dict[str, MeasurementMaps] = {}
+        self._stages: dict[str, CandidateStage] = {}
 
     # --------------------------------------------------------------------------------------------------------
     # making a session
@@ -95,7 +90,7 @@ class ReviewSession:
     ) -> ReviewSession:
         """Compare a pair (as :func:`calcimg.compare_pair`, with optional region masks) and start its review."""
         params = params or Params()
-        return cls(compare_with_regions(pre, post, params, include, exclude), params)
+        return cls(compare_pair(pre, post, params, include=include, exclude=exclude), params)
 
     @classmethod
     def from_folder(cls, folder: str | PathLike[str]) -> ReviewSession:
@@ -113,7 +108,7 @@ class ReviewSession:
         folder = Path(folder)
         summary, visits = read_result_folder(folder)
         params = Params.from_dict(summary["params"])
-        transform = registration_from_dict(summary["registration"])
+        transform = Registration.from_dict(summary["registration"])
         segments = {}
         for visit in VISITS:
             info = visits[visit]
@@ -122,7 +117,7 @@ class ReviewSession:
             labels = load_mask(info["labels"], radiograph.shape).astype(np.int32)
             segments[visit] = replace(segment, labels=labels)
         result = remeasure_pair(
-            recompare(segments["pre"], segments["post"], transform, params),
+            match_and_summarise(segments["pre"], segments["post"], transform, params),
             segments["pre"].labels,
             segments["post"].labels,
             params,
@@ -224,12 +219,12 @@ class ReviewSession:
                 raise ValueError(f"{kind} mask of shape {np.asarray(mask).shape}, the baseline is {pre_shape}")
             masks[kind]["pre"] = None if mask is None else np.asarray(mask, bool)
             masks[kind]["post"] = None if mask is None else baseline_mask_to_followup(mask, matrix, post_shape)
-        fresh = compare_with_regions(
+        fresh = compare_pair(
             self.result.pre.radiograph,
             self.result.post.radiograph,
             self.params,
-            masks["include"],
-            masks["exclude"],
+            include=masks["include"],
+            exclude=masks["exclude"],
             transform=self.result.transform,
         )
         record = {
@@ -251,7 +246,7 @@ class ReviewSession:
 
     def remeasure(self) -> PairResult:
         """Measure the edited labels, redo the matching and the pair summary; the new result is kept and returned."""
-        self.result = remeasure_pair(self.result, self.labels["pre"], self.labels["post"], self.params, self._maps)
+        self.result = remeasure_pair(self.result, self.labels["pre"], self.labels["post"], self.params, self._stages)
         # The session's maps stay separate from the result's (edits must not change a measured result).
         self.labels["pre"] = self.result.pre.labels.copy()
         self.labels["post"] = self.result.post.labels.copy()

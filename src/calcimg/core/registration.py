@@ -167,6 +167,43 @@ class Registration:
             "notes": list(self.notes),
         }
 
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Registration:
+        """Rebuild a registration from its :meth:`to_dict` record (as stored in summary.json).
+
+        Examples
+        --------
+        >>> reg = Registration.from_dict({"matrix": [[1, 0, 2], [0, 1, 3]], "rotation_deg": 0, "scale": 1,
+        ...                               "shift_mm": [0, 0], "model": "similarity", "quality": 0.9,
+        ...                               "overlap_fraction": 1, "ok": True})
+        >>> reg.matrix.tolist(), reg.ok
+        ([[1.0, 0.0, 2.0], [0.0, 1.0, 3.0]], True)
+        """
+
+        def num(key: str, default: float = float("nan")) -> float:
+            value = record.get(key)
+            return default if value is None else float(value)
+
+        spacing = record.get("spacing_mm") or [NOMINAL_SPACING_MM, NOMINAL_SPACING_MM]
+        return cls(
+            matrix=np.asarray(record["matrix"], dtype=np.float64),
+            rotation_deg=num("rotation_deg", 0.0),
+            scale=num("scale", 1.0),
+            shift_mm=tuple(float("nan") if v is None else float(v) for v in record.get("shift_mm", [0.0, 0.0])),
+            model=str(record.get("model", "similarity")),
+            quality=num("quality"),
+            overlap_fraction=num("overlap_fraction"),
+            ok=bool(record.get("ok", False)),
+            reasons=list(record.get("reasons", [])),
+            n_matches=int(record.get("n_matches", 0) or 0),
+            match_fraction=num("match_fraction", 0.0),
+            residual_mm=num("residual_mm"),
+            uncertainty_mm=num("uncertainty_mm"),
+            spacing_mm=(float(spacing[0]), float(spacing[1])),
+            spacing_assumed=bool(record.get("spacing_assumed", False)),
+            notes=list(record.get("notes", [])),
+        )
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # preparation
