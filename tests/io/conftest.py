@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from synthetic_dicom import build_dataset
 
 from calcimg.io import load_radiograph
 from calcimg.model import Radiograph
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,42 +50,6 @@ def load_real(realdata_dir: Path) -> Callable[[str], Radiograph]:
         return cache[name]
 
     return load
-
-
-def build_dataset(pixels: np.ndarray, **elements: Any) -> Dataset:
-    """Build a small monochrome CR dataset with file meta around ``pixels`` (uint16 or int16).
-
-    Keyword arguments set or override elements by keyword; a value of None deletes the element.
-    """
-    meta = FileMetaDataset()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.MediaStorageSOPClassUID = CR_IMAGE_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CR_IMAGE_STORAGE
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CR"
-    ds.PatientID = "SYN-1"
-    ds.PatientName = "Synthetic^Test"
-    frames = pixels.shape[0] if pixels.ndim == 3 else 1
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
-    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
-    for keyword, value in elements.items():
-        if value is None:
-            if keyword in ds:
-                delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    return ds
 
 
 @pytest.fixture

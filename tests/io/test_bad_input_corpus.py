@@ -25,15 +25,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from synthetic_dicom import build_dataset
 
 from calcimg.cli import main
 from calcimg.errors import InputError
 from calcimg.io import load_radiograph
 from calcimg.pipeline import segment_image
 
-CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 
 #: A small image with some structure: a smooth ramp and one bright disk.
@@ -42,36 +40,12 @@ SCENE = (1000 + 20 * _XX + 1500 * ((_YY - 24) ** 2 + (_XX - 20) ** 2 < 16)).asty
 
 
 def dicom_bytes(pixels: np.ndarray | None, **elements: object) -> bytes:
-    """A small CR DICOM file (explicit VR little endian) around ``pixels`` (uint16/int16, 2-D or frames).
+    """A small CR DICOM file (explicit VR little endian) around ``pixels`` (uint16/int16, 2-D or frames), without
+    patient identifiers.
 
     Keyword arguments set elements by keyword; None deletes one. ``pixels=None`` gives a file without pixel data.
     """
-    meta = FileMetaDataset()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.MediaStorageSOPClassUID = CR_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CR_STORAGE
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CR"
-    if pixels is not None:
-        ds.Rows, ds.Columns = pixels.shape[-2:]
-        if pixels.ndim == 3:
-            ds.NumberOfFrames = pixels.shape[0]
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
-        ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
-    for keyword, value in elements.items():
-        if value is None:
-            if keyword in ds:
-                delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
+    ds = build_dataset(pixels, **{"PatientID": None, "PatientName": None, **elements})
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
