@@ -245,3 +245,23 @@ def test_manifest_needs_its_columns(tmp_path):
 def test_image_record_defaults_are_unplaced():
     record = ImageRecord(ROOT / "a.png", "a.png")
     assert (record.subject, record.timepoint, record.source) == (None, None, "none")
+
+
+def test_probe_reads_a_dicom_file_without_preamble_or_file_meta(tmp_path):
+    """Old files without the 128-byte preamble are read by calcimg's reader (forced); the probe must agree."""
+    from pydicom.dataset import Dataset
+    from pydicom.filewriter import dcmwrite
+
+    from calcimg.pairing import probe_image
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    ds.PatientID = "P7"
+    ds.BodyPartExamined = "HAND"
+    ds.StudyDate = "20200101"
+    path = tmp_path / "old_file"
+    dcmwrite(path, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    assert path.read_bytes()[128:132] != b"DICM"
+    facts, problem = probe_image(path)
+    assert problem is None
+    assert facts["patient_id"] == "P7" and facts["study_date"] == "20200101"

@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from calcimg.errors import InputError
+from calcimg.io import sniff_format
 
 #: Key of the pseudonyms when the user gives none. It is published here, so it is **not secret**: anyone holding
 #: a subject id can recompute its pseudonym. Give your own with ``--pseudonym-key`` or ``CALCIMG_PSEUDONYM_KEY``.
@@ -308,7 +309,6 @@ def safe_name(text: str, max_length: int = 64) -> str:
 
 # --- reading what a file says about itself ------------------------------------------------------------------------
 
-_RASTER_MAGIC = (b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\xff\xd8\xff")
 
 #: DICOM keywords read for placement, by metadata key (the same keys :mod:`calcimg.io.dicom` fills).
 HEADER_TAGS = {
@@ -340,20 +340,22 @@ def probe_image(path: Path) -> tuple[dict[str, str] | None, str | None]:
         return None, f"cannot be read ({exc.strerror or exc})"
     if not head:
         return None, "empty file"
-    if head.startswith(_RASTER_MAGIC):
+    kind = sniff_format(head)
+    if kind in ("png", "tiff", "jpeg"):
         return None, None
-    if (len(head) == 132 and head[128:132] == b"DICM") or path.suffix.lower() in (".dcm", ".dicom", ""):
-        return read_header(path)
+    if kind in ("dicom", "dicom_bare") or path.suffix.lower() in (".dcm", ".dicom", ""):
+        # A file without preamble and file meta is read as calcimg's reader reads it (forced).
+        return read_header(path, force=kind == "dicom_bare")
     return None, "not a PNG, TIFF, JPEG or DICOM file (unknown signature)"
 
 
-def read_header(path: Path) -> tuple[dict[str, str] | None, str | None]:
+def read_header(path: Path, force: bool = False) -> tuple[dict[str, str] | None, str | None]:
     """The placement facts of a DICOM file's header (no pixel data read); see :func:`probe_image`."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=force)
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError) as exc:
         return None, f"not a readable DICOM file ({type(exc).__name__})"
     facts: dict[str, str] = {}
