@@ -12,7 +12,6 @@ import io
 import os
 import stat
 import struct
-import time
 import tracemalloc
 import warnings
 import zlib
@@ -270,19 +269,17 @@ def test_valid_odd_input_loads_and_segments(tmp_path: Path, case: Case) -> None:
 
 @pytest.mark.parametrize("name", ["huge_header.dcm", "huge_header.png"])
 def test_huge_header_refused_without_allocation(tmp_path: Path, name: str) -> None:
-    """60000 x 60000 16-bit pixels would be 7.2 GB: refused from the header, in well under a second, with
-    less than 5 MB allocated on the way."""
+    """60000 x 60000 16-bit pixels would be 7.2 GB: refused from the header, with less than 5 MB allocated on
+    the way (so before any decoding)."""
     path = tmp_path / name
     next(c for c in CASES if c.name == name).make(path)
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(InputError, match="too many pixels"):
             load_radiograph(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - start < 1.0
     assert peak < 5_000_000
 
 

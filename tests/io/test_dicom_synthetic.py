@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -247,10 +246,8 @@ def test_multi_frame_takes_first_frame_with_warning(write_dicom: Writer) -> None
 
 def test_huge_header_refused_before_decoding(write_dicom: Writer) -> None:
     path = write_dicom(np.zeros((2, 2), np.uint16), Rows=60000, Columns=60000)
-    start = time.perf_counter()
     with pytest.raises(InputError, match="pixels") as info:
         load_radiograph(path)
-    assert time.perf_counter() - start < 1.0
     assert "60000 x 60000" in str(info.value) and str(path) in str(info.value)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import time
 import warnings
 import zlib
 from pathlib import Path
@@ -128,10 +127,8 @@ def test_png_header_too_large_refused_before_decoding(tmp_path: Path) -> None:
     data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IEND", b"")
     path = tmp_path / "huge.png"
     path.write_bytes(data)
-    start = time.perf_counter()
     with pytest.raises(InputError, match="too many pixels"):
         load_radiograph(path)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_png_truncated_is_input_error(tmp_path: Path) -> None:
