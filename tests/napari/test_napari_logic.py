@@ -31,10 +31,10 @@ from calcimg._napari._reader import (
     read_radiographs,
     read_result_folder_layers,
 )
-from calcimg._napari._review import ReviewSession, baseline_mask_to_followup
+from calcimg._napari._review import ReviewSession
 from calcimg._napari._sample import phantom_pair
 from calcimg._napari._writer import write_labels
-from calcimg.core.registration import Registration
+from calcimg.core.registration import Registration, warp_labels
 from calcimg.model import IDENTIFYING_KEYS
 
 #: As in conftest: the scripted scenarios pin paired support off.
@@ -143,7 +143,10 @@ def test_regions_reach_the_followup_through_the_registration(phantom_result):
     mask = np.zeros(phantom_result.pre.radiograph.shape, bool)
     row, col = (int(v) for v in phantom_result.pre.lesions[["centroid_row", "centroid_col"]].iloc[1])
     mask[row - 3 : row + 4, col - 3 : col + 4] = True
-    post_mask = baseline_mask_to_followup(mask, matrix, phantom_result.post.radiograph.shape)
+    post_mask = (
+        warp_labels(mask.view(np.uint8), phantom_result.transform, phantom_result.post.radiograph.shape, inverse=True)
+        > 0
+    )
     rows, cols = np.nonzero(post_mask)
     back_r, back_c = to_baseline_px(matrix, rows.mean(), cols.mean())
     assert abs(back_r - row) < 1.5 and abs(back_c - col) < 1.5

@@ -16,11 +16,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from calcimg import __version__
-from calcimg.core.registration import Registration
+from calcimg.core.registration import Registration, warp_labels
 from calcimg.errors import InputError
 from calcimg.io import load_mask, load_radiograph
 from calcimg.model import Params, Radiograph
@@ -212,20 +211,24 @@ class ReviewSession:
         """
         pre_shape = self.result.pre.radiograph.shape
         post_shape = self.result.post.radiograph.shape
-        matrix = self.result.transform.matrix
+        transform = self.result.transform
         masks: dict[str, dict[str, np.ndarray | None]] = {"include": {}, "exclude": {}}
         for kind, mask in (("include", include), ("exclude", exclude)):
             if mask is not None and np.asarray(mask).shape != pre_shape:
                 raise ValueError(f"{kind} mask of shape {np.asarray(mask).shape}, the baseline is {pre_shape}")
             masks[kind]["pre"] = None if mask is None else np.asarray(mask, bool)
-            masks[kind]["post"] = None if mask is None else baseline_mask_to_followup(mask, matrix, post_shape)
+            masks[kind]["post"] = (
+                None
+                if mask is None
+                else warp_labels(np.asarray(mask, bool).view(np.uint8), transform, post_shape, inverse=True) > 0
+            )
         fresh = compare_pair(
             self.result.pre.radiograph,
             self.result.post.radiograph,
             self.params,
             include=masks["include"],
             exclude=masks["exclude"],
-            transform=self.result.transform,
+            transform=transform,
         )
         record = {
             "action": "regions",
@@ -304,24 +307,6 @@ def _default_stems(result: PairResult) -> dict[str, str]:
     if stems["pre"] == stems["post"]:
         stems = {"pre": "pre", "post": "post"}
     return stems
-
-
-def baseline_mask_to_followup(mask: np.ndarray, matrix: np.ndarray, post_shape: tuple[int, int]) -> np.ndarray:
-    """A bool mask drawn in the baseline frame, carried into the follow-up's frame (nearest neighbour).
-
-    The registration maps follow-up pixels to baseline pixels, so each follow-up pixel takes the baseline mask's
-    value where it lands.
-    """
-    source = np.asarray(mask, bool).astype(np.uint8)
-    warped = cv2.warpAffine(
-        source,
-        np.asarray(matrix, np.float64),
-        (int(post_shape[1]), int(post_shape[0])),
-        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
-    return warped > 0
 
 
 def read_result_folder(folder: str | PathLike[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
