@@ -23,6 +23,11 @@ SPACING_SOURCES = (
 )
 
 
+#: Spacing assumed wherever a length in mm must become pixels on an uncalibrated image (a typical CR/DX pixel):
+#: it sizes filters, the registration grid and the matching distance; measurements of such an image stay in pixels.
+NOMINAL_SPACING_MM = 0.15
+
+
 #: Metadata keys that identify a patient or a study; never written to outputs unless the user asks for them.
 IDENTIFYING_KEYS = frozenset(
     {"patient_id", "patient_name", "patient_birth_date", "study_uid", "series_uid", "sop_uid", "accession_number"}

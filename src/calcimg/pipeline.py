@@ -42,11 +42,7 @@ from calcimg.core import fov as fov_module
 from calcimg.core.fov import FieldOfView, field_of_view
 from calcimg.errors import ParameterError
 from calcimg.io import load_radiograph, validate_user_spacing
-from calcimg.model import Params, Radiograph
-
-#: Spacing used to turn the mm of Params into pixels on an uncalibrated image (a typical CR/DX pixel). The
-#: measurements of such an image stay in pixels; this only sizes the filters.
-NOMINAL_SPACING_MM = 0.15
+from calcimg.model import NOMINAL_SPACING_MM, Params, Radiograph
 
 
 @dataclass

@@ -20,14 +20,14 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from calcimg.model import NOMINAL_SPACING_MM
+
 if TYPE_CHECKING:
     from calcimg.core.registration import Registration
 
 #: Thresholds of the pair categories, in percent change of the total area.
 PROGRESSION_PCT = 25.0
 RESPONSE_PCT = 20.0
-#: Spacing assumed for the distance criterion on an uncalibrated baseline (a typical CR/DX pixel).
-NOMINAL_SPACING_MM = 0.15
 #: Change classes of a lesion; ``outside_field`` only when the fields of view are given.
 CHANGE_CLASSES = ("stable", "grown", "shrunk", "resolved", "new", "outside_field")
 

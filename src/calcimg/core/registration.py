@@ -36,9 +36,8 @@ import numpy as np
 
 from calcimg.core.fov import flat_regions
 from calcimg.errors import ParameterError
+from calcimg.model import NOMINAL_SPACING_MM
 
-#: Spacing assumed for an uncalibrated image (a typical CR/DX pixel); it only sizes the working grid.
-NOMINAL_SPACING_MM = 0.15
 #: The spacing both images are reduced to before they are compared.
 WORKING_SPACING_MM = 0.5
 #: Models :func:`register` fits.
