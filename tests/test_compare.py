@@ -153,11 +153,25 @@ def test_unrelated_films_are_flagged_not_matched():
 
 
 def test_magnification_change_is_not_counted_as_growth():
-    """The follow-up re-rendered 3% larger: measured areas grow 6%, the corrected comparison stays near 0."""
-    pair = make_pair(11, "forearm", PhantomConfig(shape=(640, 640)))
-    result = compare_pair(pair.pre.radiograph, pair.pre.radiograph)
-    assert result.summary["area_change_pct"] == pytest.approx(0.0, abs=1e-9)
-    assert result.summary["magnification_correction"] == pytest.approx(1.0, abs=0.02)
+    """The same film enlarged 5% (a film taken further from the detector): the registration finds the scale and
+    the follow-up's areas are divided by its square, so the % change is the uncorrected one less the 10% that
+    magnification alone explains."""
+    import cv2
+
+    pre = _with_disks(_film(5, (420, 420)), BASE_DISKS)
+    post = cv2.resize(pre, None, fx=1.05, fy=1.05, interpolation=cv2.INTER_LINEAR)
+    corrected = compare_pair(_radiograph(pre, name="a"), _radiograph(post, name="b"))
+    summary = corrected.summary
+    assert summary["registration"]["scale"] == pytest.approx(1.05, abs=0.01)
+    assert summary["magnification_correction"] == pytest.approx(1.05**2, abs=0.02)
+    raw = compare_pair(
+        _radiograph(pre, name="a"), _radiograph(post, name="b"), replace(Params(), correct_magnification=False)
+    )
+    assert raw.summary["magnification_correction"] == 1.0
+    assert 1 + raw.summary["area_change_pct"] / 100 == pytest.approx(
+        (1 + summary["area_change_pct"] / 100) * summary["magnification_correction"]
+    )
+    assert abs(summary["area_change_pct"]) < raw.summary["area_change_pct"] - 8
 
 
 def test_params_change_band_moves_grown_to_stable(changed_pair):
