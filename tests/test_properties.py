@@ -141,9 +141,14 @@ def test_areas_in_mm2_are_pixel_areas_times_the_pixel_area(row: float, col: floa
 
 
 def test_same_pixels_at_double_spacing_with_scaled_params_give_same_labels_and_four_times_the_area() -> None:
-    doubled = segment_image(radiograph(BASE, (0.2, 0.2)), scaled_params(Params(), 2.0))
-    assert np.array_equal(doubled.labels, BASE_RESULT.labels)
-    assert np.allclose(np.sort(doubled.lesions["area_mm2"]), 4 * np.sort(BASE_RESULT.lesions["area_mm2"]))
+    """Every rule of the engine is written in mm and scales with Params; the learned score is not a Param (it knows
+    the physical sizes of deposits, so a lesion twice as wide is a different object to it) and is off here."""
+    rules_only = Params(min_score=0.0)
+    single = segment_image(radiograph(BASE, (0.1, 0.1)), rules_only)
+    doubled = segment_image(radiograph(BASE, (0.2, 0.2)), scaled_params(rules_only, 2.0))
+    assert single.summary["count"] >= 4
+    assert np.array_equal(doubled.labels, single.labels)
+    assert np.allclose(np.sort(doubled.lesions["area_mm2"]), 4 * np.sort(single.lesions["area_mm2"]))
 
 
 # --- adding a lesion ---------------------------------------------------------------------------------------------

@@ -178,6 +178,9 @@ class Params:
     min_relative_excess : float
         Smallest mean excess of an accepted lesion as a fraction of the image's tissue range (dense bone over
         the darkest tissue): calcinosis is nearly as dense as bone, faint blobs are not calcinosis.
+    neighbour_window_mm : float
+        Side of the square around each candidate in which the candidate model measures how crowded it is by
+        other candidates (texture and noise breed crowds; a deposit in clean tissue stands alone).
     min_score : float
         Smallest accepted score of the learned candidate model (:mod:`calcimg.core.candidate_model`); 0 turns
         it off.
@@ -237,6 +240,7 @@ class Params:
     max_area_mm2: float = 2500.0
     min_contrast_k: float = 0.0
     min_relative_excess: float = 0.0
+    neighbour_window_mm: float = 4.0
     min_score: float = 0.9
     ridge_elongation: float = 4.0
     ridge_max_width_mm: float = 2.0
@@ -257,7 +261,15 @@ class Params:
     schema_version: int = PARAMS_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        positive = ("background_line_mm", "n_orientations", "seed_k", "grow_k", "max_area_mm2", "ridge_elongation")
+        positive = (
+            "background_line_mm",
+            "neighbour_window_mm",
+            "n_orientations",
+            "seed_k",
+            "grow_k",
+            "max_area_mm2",
+            "ridge_elongation",
+        )
         for name in positive:
             if not (float(getattr(self, name)) > 0):
                 raise ValueError(f"Params.{name} must be positive, got {getattr(self, name)!r}")

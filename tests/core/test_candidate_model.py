@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcimg.core.candidate_model import FEATURES, candidate_features, candidate_scores, load_model
+from calcimg.core.candidate_model import FEATURES, candidate_features, candidate_scores, load_model, tree_log_odds
 
 
 def _table(**changes) -> pd.DataFrame:
@@ -23,6 +23,8 @@ def _table(**changes) -> pd.DataFrame:
         "minor_axis_px": 24.0,
         "bone_overlap": 0.0,
         "bone_edge_fraction": 0.0,
+        "level_noise_scale": 10.0,
+        "neighbour_fraction": 0.0,
     }
     row.update(changes)
     return pd.DataFrame([row])
@@ -31,13 +33,35 @@ def _table(**changes) -> pd.DataFrame:
 LEVELS = {"dark": 500.0, "range": 2000.0}
 
 
-def test_stored_model_matches_the_features():
-    """The JSON model has one mean, scale and coefficient per feature and says how it was trained."""
+def test_stored_model_is_a_consistent_tree_ensemble():
+    """Every split of the stored trees names a known feature and two children inside its tree; the model says
+    how it was trained, and never on the accuracy benchmark's cohort."""
     model = load_model()
+    trees = model["trees"]
     assert model["features"] == list(FEATURES)
-    assert len(model["mean"]) == len(model["scale"]) == len(model["coef"]) == len(FEATURES)
-    assert all(s > 0 for s in model["scale"])
-    assert model["training"]["cohort_seed"] != 50000  # never the accuracy benchmark's cohort
+    n_trees, n_nodes = trees["feature"].shape
+    assert n_trees == model["training"]["settings"]["max_iter"]
+    inner = trees["feature"] >= 0
+    assert trees["feature"].max() < len(FEATURES)
+    assert ((trees["left"][inner] > 0) & (trees["left"][inner] < n_nodes)).all()
+    assert ((trees["right"][inner] > 0) & (trees["right"][inner] < n_nodes)).all()
+    assert (trees["left"][~inner] == -1).all()
+    assert model["training"]["cohort_seed"] not in (50000, 1000, 8000)  # neither benchmark nor tuning cohorts
+
+
+def test_tree_walk_follows_each_split():
+    """A hand-built depth-2 tree: each row lands in the leaf its two comparisons lead to, ties going left."""
+    tree = {
+        "feature": [[0, 1, -1, -1, -1]],
+        "threshold": [[0.0, 5.0, 0.0, 0.0, 0.0]],
+        "left": [[1, 3, -1, -1, -1]],
+        "right": [[2, 4, -1, -1, -1]],
+        "value": [[0.0, 0.0, 7.0, 1.0, 2.0]],
+    }
+    rows = np.array([[-1.0, 5.0], [-1.0, 6.0], [0.5, 0.0], [0.0, 0.0]])
+    assert tree_log_odds(rows, tree, max_depth=2).tolist() == [1.0, 2.0, 7.0, 1.0]
+    two_trees = {name: values * 2 for name, values in tree.items()}
+    assert tree_log_odds(rows, two_trees, max_depth=2).tolist() == [2.0, 4.0, 14.0, 2.0]
 
 
 def test_features_are_scale_free():

@@ -77,7 +77,10 @@ def test_segment_widget_runs_and_previews(make_napari_viewer, phantom_files, qtb
     assert "preview:" in widget.status.value
 
 
-def test_whole_review_flow(make_napari_viewer, phantom_files, tmp_path):
+def test_whole_review_flow(make_napari_viewer, phantom_files, phantom_result, tmp_path):
+    # The scenario is written in terms of what the pipeline finds, so that it tests the widget, not the engine.
+    n_pre, n_post = phantom_result.summary["pre_count"], phantom_result.summary["post_count"]
+    assert n_pre >= 1 and n_post >= 1, "the scenario phantom needs a lesion at each visit"
     viewer = make_napari_viewer()
     (pre,) = _open(viewer, phantom_files["pre"])
     (post,) = _open(viewer, phantom_files["post"])
@@ -86,8 +89,8 @@ def test_whole_review_flow(make_napari_viewer, phantom_files, tmp_path):
     widget.baseline.value, widget.followup.value = pre, post
     widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
     session = widget.run()
-    assert session is not None and "count</b> 4 &rarr; 4" in widget.summary.value
-    assert widget.table.rowCount() == 8
+    assert session is not None and f"count</b> {n_pre} &rarr; {n_post}" in widget.summary.value
+    assert widget.table.rowCount() == n_pre + n_post
     # The follow-up image shows in the baseline frame through its affine.
     np.testing.assert_allclose(post.affine.affine_matrix, widget.layers["post"].affine.affine_matrix @ np.diag(
         [1 / 0.6511, 1 / 0.6511, 1]), atol=1e-9)  # fmt: skip
@@ -96,8 +99,8 @@ def test_whole_review_flow(make_napari_viewer, phantom_files, tmp_path):
     areas = [float(widget.table.item(r, 3).text()) for r in range(widget.table.rowCount())]
     assert areas == sorted(areas)
     # Choosing a row centres the view on that lesion and outlines it at both visits.
-    assert widget.table.select_key("post", 3)
-    lesion = session.result.post.lesions.set_index("lesion_id").loc[3]
+    assert widget.table.select_key("post", n_post)
+    lesion = session.result.post.lesions.set_index("lesion_id").loc[n_post]
     world = widget._world["post"] @ [lesion["centroid_row"], lesion["centroid_col"], 1]
     np.testing.assert_allclose(viewer.scene.camera.center[-2:], world[:2], atol=3.0)
     assert len(widget.layers["pre_highlight"].data) == len(widget.layers["post_highlight"].data) == 1
@@ -110,43 +113,45 @@ def test_whole_review_flow(make_napari_viewer, phantom_files, tmp_path):
     assert widget.flicker() == "pre" and pre.visible and not post.visible
     # Delete the selected lesion, undo, redo, re-measure.
     assert widget.delete_selected()
-    assert not (widget.layers["post"].data == 3).any() and "Re-measure" in widget.summary.value
+    assert not (widget.layers["post"].data == n_post).any() and "Re-measure" in widget.summary.value
     widget.undo()
-    assert (widget.layers["post"].data == 3).any()
+    assert (widget.layers["post"].data == n_post).any()
     widget.redo()
     widget.remeasure()
-    assert session.result.summary["post_count"] == 3 and widget.table.rowCount() == 7
+    assert session.result.summary["post_count"] == n_post - 1 and widget.table.rowCount() == n_pre + n_post - 1
     # Paint a missed lesion on the baseline layer (as the brush would), then re-measure.
     layer = widget.layers["pre"]
     new_id = widget.new_lesion() if viewer.layers.selection.active is layer else None
     viewer.layers.selection.active = layer
     new_id = widget.new_lesion()
-    assert layer.mode == "paint" and layer.selected_label == new_id == 5
+    assert layer.mode == "paint" and layer.selected_label == new_id == n_pre + 1
     data = layer.data.copy()
     data[20:24, 200:204] = new_id
     layer.data = data
     widget.remeasure()
-    assert session.result.summary["pre_count"] == 5
-    assert session.edits[-1]["action"] == "paint" and session.edits[-1]["added_ids"] == [5]
+    assert session.result.summary["pre_count"] == n_pre + 1
+    assert session.edits[-1]["action"] == "paint" and session.edits[-1]["added_ids"] == [new_id]
     # Export, then reopen with the folder reader.
     written = widget.export(tmp_path / "reviewed")
     summary = json.loads(written["summary"].read_text())
     assert summary["review"]["reviewed"] is True
     assert [e["action"] for e in summary["review"]["edits"]] == ["delete", "paint"]
-    assert summary["post_count"] == 3 and summary["pre_count"] == 5
+    assert summary["post_count"] == n_post - 1 and summary["pre_count"] == n_pre + 1
     lesions = pd.read_csv(written["lesions"])
-    assert len(lesions) == 8
-    painted = lesions.loc[(lesions["visit"] == "pre") & (lesions["lesion_id"] == 5)].iloc[0]
+    assert len(lesions) == n_pre + n_post
+    painted = lesions.loc[(lesions["visit"] == "pre") & (lesions["lesion_id"] == new_id)].iloc[0]
     assert painted["area_mm2"] == pytest.approx(16 * 0.6511**2, rel=1e-4)
     assert summary["pre_area_mm2"] == pytest.approx(lesions.loc[lesions["visit"] == "pre", "area_mm2"].sum(), rel=1e-4)
     reopened = _open(viewer, tmp_path / "reviewed")
     assert [lay.name for lay in reopened][1].endswith("lesions")
     assert reopened[1].metadata["calcimg"]["reviewed"] is True
     assert widget.open_folder(tmp_path / "reviewed") is not None
-    assert widget.session.result.summary["pre_count"] == 5
+    assert widget.session.result.summary["pre_count"] == n_pre + 1
 
 
-def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files):
+def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files, phantom_result):
+    n_pre = phantom_result.summary["pre_count"]
+    assert n_pre >= 2, "the scenario phantom needs two baseline lesions to merge"
     viewer = make_napari_viewer()
     (pre,) = _open(viewer, phantom_files["pre"])
     (post,) = _open(viewer, phantom_files["post"])
@@ -155,30 +160,35 @@ def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files):
     widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
     session = widget.run()
     widget.table.select_key("pre", 1)
-    widget.table.selectRow(next(r for r in range(8) if widget.table.row_key(r) == ("pre", 3)))
+    rows = range(widget.table.rowCount())
+    widget.table.selectRow(next(r for r in rows if widget.table.row_key(r) == ("pre", 2)))
     widget.table.setSelectionMode(widget.table.SelectionMode.MultiSelection)
     widget.table.select_key("pre", 1)
-    assert sorted(widget.table.selected_keys()) == [("pre", 1), ("pre", 3)]
+    assert sorted(widget.table.selected_keys()) == [("pre", 1), ("pre", 2)]
     assert widget.merge_selected() == 1
     widget.remeasure()
-    assert session.result.summary["pre_count"] == 3
+    assert session.result.summary["pre_count"] == n_pre - 1
     regions = widget.draw_region("exclude")
-    lesion = session.result.pre.lesions.set_index("lesion_id").loc[2]
+    lesion = phantom_result.pre.lesions.set_index("lesion_id").loc[2]
     r, c = lesion["centroid_row"], lesion["centroid_col"]
     regions.add_rectangles(np.array([[r - 5, c - 5], [r + 5, c + 5]]))
     assert widget.apply_regions()
     widget.remeasure()
     # Regions segment again: lesion 2 is excluded, the merge before is replaced (undo brings it back).
     found = session.result.pre.lesions
-    assert len(found) == 3
+    assert len(found) == n_pre - 1
     assert (np.hypot(found["centroid_row"] - r, found["centroid_col"] - c) > 5).all()
     assert session.edits[-1]["action"] == "regions"
     widget.undo()
     widget.remeasure()
-    assert sorted(session.result.pre.lesions["lesion_id"]) == [1, 2, 4]
+    assert sorted(session.result.pre.lesions["lesion_id"]) == [1, *range(3, n_pre + 1)]
 
 
-def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phantom_files):
+def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phantom_files, phantom_result):
+    # One follow-up lesion of each of two change classes, as the pipeline classed them.
+    post_classes = phantom_result.matches.query("visit == 'post'").drop_duplicates("change_class")
+    shown = list(zip(post_classes["lesion_id"], post_classes["change_class"], strict=True))[:2]
+    assert len(shown) == 2, "the scenario phantom needs follow-up lesions of two change classes"
     viewer = make_napari_viewer(show=True)
     (pre,) = _open(viewer, phantom_files["pre"])
     (post,) = _open(viewer, phantom_files["post"])
@@ -187,7 +197,7 @@ def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phan
     widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
     session = widget.run()
     assert widget.flicker() == "post"  # the follow-up alone, grey, with its lesions
-    for lesion_id, change in ((3, "new"), (2, "grown")):
+    for lesion_id, change in shown:
         widget.focus("post", lesion_id)
         shot = viewer.screenshot(canvas_only=True, flash=False)
         widget.layers["post"].visible = False
@@ -205,4 +215,4 @@ def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phan
         diff = np.abs(shot[..., :3].astype(int) - plain[..., :3].astype(int)).sum(axis=-1) > 30
         rows, cols = np.nonzero(diff)
         assert diff.mean() < 0.25 and abs(rows.mean() - h / 2) < h / 4 and abs(cols.mean() - w / 2) < w / 4
-    assert session.result.summary["post_count"] == 4
+    assert session.result.summary["post_count"] == phantom_result.summary["post_count"]

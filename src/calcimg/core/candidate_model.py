@@ -1,11 +1,14 @@
 """A learned score for each candidate: how much it looks like a calcinosis deposit rather than noise or anatomy.
 
-The score is a logistic regression on scale-free features of the candidate (area in mm^2, contrast over the
-local noise, excess density relative to the tissue range, width, elongation, eccentricity, how much of its
-second-moment ellipse it fills (curved bands and scattered texture fill little of it), bone overlap, bone
-outline, background level, local noise). Its coefficients were fitted on phantoms with exact truth by
-``scripts/train_candidate_model.py`` and are stored, readable, in ``candidate_model.json`` beside this module;
-inference is a dot product, no machine-learning library is needed at run time.
+The score comes from gradient-boosted decision trees on scale-free features of the candidate (area in mm^2,
+contrast over the local noise, excess density relative to the tissue range, width, elongation, eccentricity, how
+much of its second-moment ellipse it fills (curved bands and scattered texture fill little of it), bone overlap,
+bone outline, background level, local noise, how much texture adds to the noise of its level, how crowded it is
+by other candidates). The trees were fitted with scikit-learn on phantoms with exact truth by
+``scripts/train_candidate_model.py`` and are stored as plain arrays in ``candidate_model.json`` beside this
+module; inference walks them with numpy, so no machine-learning library is needed at run time. Trees, unlike the
+logistic regression used before, can learn that the same contrast means a deposit in clean soft tissue and
+texture among a crowd of candidates on bone.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ FEATURES = (
     "rim_over_mean",
     "ellipse_fill",
     "sparse_extent",
+    "log_texture_ratio",
+    "neighbour_fraction",
 )
 
 
@@ -90,6 +95,13 @@ def candidate_features(table: pd.DataFrame, px_per_mm: float, levels: dict[str, 
             "ellipse_fill": fill,
             # Large and sparse together (a long curved band, a patch of texture): a logistic model needs the product.
             "sparse_extent": (1.0 - fill) * np.log1p(area_px / px_per_mm**2),
+            # Local scale over the noise of the background level: above 1 where texture (trabecular bone) adds to
+            # the quantum noise.
+            "log_texture_ratio": np.log(
+                np.maximum(table["noise_scale"].to_numpy(float), 1e-3)
+                / np.maximum(table["level_noise_scale"].to_numpy(float), 1e-3)
+            ),
+            "neighbour_fraction": table["neighbour_fraction"].to_numpy(float),
         },
         columns=list(FEATURES),
     )
@@ -97,12 +109,60 @@ def candidate_features(table: pd.DataFrame, px_per_mm: float, levels: dict[str, 
 
 @cache
 def load_model() -> dict[str, Any]:
-    """The stored model: feature ``mean`` and ``scale`` for standardisation, ``coef``, ``intercept``, provenance."""
+    """The stored model: ``features``, ``baseline`` (log-odds before any tree), ``learning_rate``, ``trees``
+    (arrays ``feature``, ``threshold``, ``left``, ``right``, ``value``, one row per tree, padded) and its
+    provenance (``training``)."""
     text = resources.files("calcimg.core").joinpath("candidate_model.json").read_text(encoding="utf-8")
     model = json.loads(text)
     if tuple(model["features"]) != FEATURES:
         raise ValueError("candidate_model.json does not match calcimg.core.candidate_model.FEATURES")
+    model["trees"] = {name: np.asarray(rows) for name, rows in model["trees"].items()}
     return model
+
+
+def tree_log_odds(values: np.ndarray, trees: dict[str, Any], max_depth: int) -> np.ndarray:
+    """Sum over trees of the leaf value each row of ``values`` reaches.
+
+    Every tree is walked for every row at once: at each of ``max_depth`` steps a row at an inner node moves to
+    its left child when ``value <= threshold`` (scikit-learn's rule) and to its right child otherwise (also when
+    the value is NaN), and stays put once at a leaf (``feature < 0``).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (n, n_features) feature values.
+    trees : dict
+        ``feature``, ``threshold``, ``left``, ``right``, ``value``: (n_trees, n_nodes) arrays or nested lists.
+    max_depth : int
+        Depth of the deepest tree.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) summed leaf values.
+
+    Examples
+    --------
+    >>> stump = {"feature": [[0, -1, -1]], "threshold": [[0.5, 0, 0]], "left": [[1, -1, -1]],
+    ...          "right": [[2, -1, -1]], "value": [[0.0, -1.0, 2.0]]}
+    >>> tree_log_odds(np.array([[0.0], [1.0]]), stump, max_depth=1).tolist()
+    [-1.0, 2.0]
+    """
+    feature, threshold, left, right, leaf_value = (
+        np.asarray(trees[name]) for name in ("feature", "threshold", "left", "right", "value")
+    )
+    x = np.asarray(values, np.float64)
+    n_trees = feature.shape[0]
+    rows = np.arange(len(x))[None, :]
+    tree_index = np.arange(n_trees)[:, None]
+    node = np.zeros((n_trees, len(x)), np.int64)
+    for _ in range(max_depth):
+        split = feature[tree_index, node]
+        at_leaf = split < 0
+        goes_left = x[rows, np.maximum(split, 0)] <= threshold[tree_index, node]
+        child = np.where(goes_left, left[tree_index, node], right[tree_index, node])
+        node = np.where(at_leaf, node, child)
+    return leaf_value[tree_index, node].sum(axis=0)
 
 
 def candidate_scores(features: pd.DataFrame, model: dict[str, Any] | None = None) -> np.ndarray:
@@ -111,14 +171,19 @@ def candidate_scores(features: pd.DataFrame, model: dict[str, Any] | None = None
     Examples
     --------
     >>> n = len(FEATURES)
-    >>> model = {"features": list(FEATURES), "mean": [0.0] * n, "scale": [1.0] * n,
-    ...          "coef": [1.0] + [0.0] * (n - 1), "intercept": 0.0}
-    >>> row = pd.DataFrame([[0.0] * n], columns=list(FEATURES))
-    >>> float(candidate_scores(row, model)[0])
-    0.5
+    >>> stump = {"feature": [[0, -1, -1]], "threshold": [[0.0, 0, 0]], "left": [[1, -1, -1]],
+    ...          "right": [[2, -1, -1]], "value": [[0.0, -2.0, 2.0]]}
+    >>> model = {"features": list(FEATURES), "baseline": 0.0, "learning_rate": 1.0, "max_depth": 1,
+    ...          "trees": stump}
+    >>> rows = pd.DataFrame([[-1.0] + [0.0] * (n - 1), [1.0] + [0.0] * (n - 1)], columns=list(FEATURES))
+    >>> candidate_scores(rows, model).round(3).tolist()
+    [0.119, 0.881]
     """
     model = model or load_model()
     values = features.loc[:, list(FEATURES)].to_numpy(float)
-    standardised = (values - np.asarray(model["mean"])) / np.asarray(model["scale"])
-    logit = standardised @ np.asarray(model["coef"]) + float(model["intercept"])
+    if not len(values):
+        return np.zeros(0)
+    logit = float(model["baseline"]) + float(model["learning_rate"]) * tree_log_odds(
+        values, model["trees"], int(model["max_depth"])
+    )
     return 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))

@@ -10,7 +10,7 @@ import numpy as np
 
 #: Reasons a candidate is rejected, in the order they are tested; each has a colour in the overlays.
 REJECTION_REASONS = (
-    "outside_field",  # centred outside the field of view (collimation, shutter, its margin)
+    "outside_field",  # centred outside the field of view (collimation, shutter, its margin) or cut by the image edge
     "outside_body",  # on air: calcinosis lies in tissue
     "excluded_region",  # inside a user's exclude mask or outside the include mask
     "marker",  # brighter than any tissue: lead marker or its letter
