@@ -34,6 +34,7 @@ import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -46,6 +47,7 @@ from skimage.morphology import remove_small_objects
 import calcimg
 from calcimg.core.measure import label_objects
 from calcimg.core.scoring import score_segmentation
+from calcimg.model import Params
 from calcimg.phantom import SITES, make_pair
 from calcimg.phantom.writer import pair_seed
 from calcimg.pipeline import compare_pair, segment_image, working_image
@@ -165,21 +167,21 @@ def summarise_pairs(pairs: pd.DataFrame, by: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluate_pair(task: tuple[int, int, str]) -> tuple[list[dict], list[dict], dict]:
+def evaluate_pair(task: tuple[int, int, str, Params]) -> tuple[list[dict], list[dict], dict]:
     """Compare one pair with calcimg, segment both visits with the baselines; per-image, per-lesion and pair rows."""
-    index, seed, site = task
+    index, seed, site, params = task
     pair = make_pair(seed, site)
     kinds = dict(zip(pair.lesions["lesion_id"], pair.lesions["kind"], strict=True))
     over_bone = dict(zip(pair.lesions["lesion_id"], pair.lesions["over_bone"], strict=True))
     started = time.perf_counter()
-    result = compare_pair(pair.pre.radiograph, pair.post.radiograph)
+    result = compare_pair(pair.pre.radiograph, pair.post.radiograph, params)
     pair_seconds = time.perf_counter() - started
     images, lesions = [], []
     for visit in (pair.pre, pair.post):
         spacing = visit.spacing_mm
         # Per image: the single-film segmentation (a comparison also lets each film support the other's).
         started = time.perf_counter()
-        predicted = {"calcimg": segment_image(visit.radiograph).labels}
+        predicted = {"calcimg": segment_image(visit.radiograph, params).labels}
         seconds = time.perf_counter() - started
         predicted["otsu"] = otsu_baseline(visit.radiograph.pixels, spacing)
         predicted["tophat"] = tophat_baseline(visit.radiograph.pixels, spacing)
@@ -240,9 +242,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=50000, help="cohort seed (tuning used seeds 1000-1011)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "accuracy.json")
+    parser.add_argument(
+        "--param", action="append", default=[], help="NAME=VALUE: a Params field to override (tuning cohorts only)"
+    )
     args = parser.parse_args()
+    overrides = {name: type(getattr(Params(), name))(value) for name, value in (p.split("=", 1) for p in args.param)}
+    params = replace(Params(), **overrides)
 
-    tasks = [(k, pair_seed(args.seed, k), SITES[k % len(SITES)]) for k in range(args.pairs)]
+    tasks = [(k, pair_seed(args.seed, k), SITES[k % len(SITES)], params) for k in range(args.pairs)]
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(evaluate_pair, tasks))
@@ -261,7 +268,7 @@ def main() -> None:
     tables["pairs_by_site"] = summarise_pairs(pairs, "site")
     print(
         f"calcimg {calcimg.__version__}: {len(images) // 3} images from {args.pairs} pairs (cohort seed "
-        f"{args.seed}), {time.perf_counter() - started:.0f} s"
+        f"{args.seed}), {time.perf_counter() - started:.0f} s" + (f", overrides {overrides}" if overrides else "")
     )
     for name, table in tables.items():
         print(f"\n### {name}\n")
@@ -271,6 +278,7 @@ def main() -> None:
         "calcimg_version": calcimg.__version__,
         "pairs": args.pairs,
         "cohort_seed": args.seed,
+        "overrides": overrides,
         "tables": {name: json.loads(t.reset_index().to_json(orient="records")) for name, t in tables.items()},
     }
     args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -150,6 +150,11 @@ def test_unrelated_films_are_flagged_not_matched():
     assert result.summary["registration"]["ok"] is False
     assert result.summary["needs_review"] is True
     assert any(reason.startswith("registration") for reason in result.summary["review_reasons"])
+    # Nothing is matched through a doubtful alignment: no lesion is called new or resolved.
+    assert set(result.matches["change_class"]) <= {"not_compared"}
+    assert (result.matches["visit"] == "pre").sum() == result.summary["pre_count"] > 0
+    assert result.summary["new"] is None and result.summary["resolved"] is None
+    assert result.summary["response"] in ("not_assessed", "no_response", "complete_resolution")
 
 
 def test_magnification_change_is_not_counted_as_growth():

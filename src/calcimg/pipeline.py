@@ -747,6 +747,8 @@ def match_and_summarise(
         pre_field=pre.fov.mask,
         post_field_in_pre=post_field_in_pre,
     )
+    if not transform.ok:
+        matches = matching.without_matching(matches)
     summary = _pair_summary(pre, post, transform, matches, params, area_scale)
     return PairResult(pre, post, transform, matches, post_in_pre, summary)
 
@@ -777,10 +779,16 @@ def _pair_summary(
     pre_area = float(_with_areas(pre)["area_mm2"].sum())
     post_measured = float(_with_areas(post)["area_mm2"].sum())
     post_area = post_measured / area_scale
-    counts = matching.pair_counts(matches)
+    counts: dict[str, int | None] = dict(matching.pair_counts(matches))
     pct, category, response = matching.categorise(
         pre_area, post_area, counts["new"], params.progression_pct, params.response_pct
     )
+    if not transform.ok:
+        # Nothing was matched: which lesions are new, resolved or changed is unknown, and so is a partial
+        # response (it needs "no new lesion"). Totals, the category and a complete resolution stand.
+        counts = dict.fromkeys(counts, None)
+        if response == "response":
+            response = "not_assessed"
     pre_burden = float(pre.lesions["burden"].sum()) if len(pre.lesions) else 0.0
     post_burden = float(post.lesions["burden"].sum()) / area_scale if len(post.lesions) else 0.0
     reasons = []

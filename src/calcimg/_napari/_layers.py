@@ -228,8 +228,12 @@ def summary_html(summary: Mapping[str, Any], edited: bool = False) -> str:
         f"<b>area</b> {pre_area:.1f} &rarr; {post_area:.1f} {units}&sup2; ({pct_text})",
         f"<b>category</b> {summary.get('category')} &nbsp; <b>response</b> "
         f"{str(summary.get('response', '')).replace('_', ' ')}",
-        f"new {summary.get('new')}, resolved {summary.get('resolved')}, grown {summary.get('grown')}, "
-        f"shrunk {summary.get('shrunk')}, stable {summary.get('stable')}",
+        (
+            f"new {summary.get('new')}, resolved {summary.get('resolved')}, grown {summary.get('grown')}, "
+            f"shrunk {summary.get('shrunk')}, stable {summary.get('stable')}"
+            if summary.get("new") is not None
+            else "lesions not matched: the registration is doubtful"
+        ),
     ]
     if summary.get("needs_review"):
         reasons = "; ".join(summary.get("review_reasons", []))

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 #: Thresholds of the pair categories, in percent change of the total area.
 PROGRESSION_PCT = 25.0
 RESPONSE_PCT = 20.0
-#: Change classes of a lesion; ``outside_field`` only when the fields of view are given.
-CHANGE_CLASSES = ("stable", "grown", "shrunk", "resolved", "new", "outside_field")
+#: Change classes of a lesion; ``outside_field`` only when the fields of view are given; ``not_compared`` when
+#: the registration is doubtful and no lesion is matched (:func:`without_matching`).
+CHANGE_CLASSES = ("stable", "grown", "shrunk", "resolved", "new", "outside_field", "not_compared")
 
 _COLUMNS = [
     "visit",
@@ -357,6 +358,35 @@ def match_lesions(
         table = table.sort_values(["_pre_first", "lesion_id"], kind="stable").drop(columns="_pre_first")
         table = table.reset_index(drop=True)
     return table.astype({"lesion_id": np.int64, "group_id": np.int64})
+
+
+def without_matching(matches: pd.DataFrame) -> pd.DataFrame:
+    """The match table of a pair whose registration is doubtful: every lesion alone and ``not_compared``.
+
+    Matching through a wrong alignment would call deposits new and resolved that are neither; the per-visit
+    measurements stay, every link and change goes.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"visit": ["pre", "post"], "lesion_id": [1, 1], "group_id": [1, 1],
+    ...                   "matched_ids": ["1", "1"], "matched_by": ["overlap", "overlap"],
+    ...                   "change_class": ["grown", "grown"], "area_mm2": [2.0, 3.0],
+    ...                   "centroid_row_pre": [5.0, 5.2], "centroid_col_pre": [5.0, 5.1],
+    ...                   "group_area_pre_mm2": [2.0, 2.0], "group_area_post_mm2": [3.0, 3.0],
+    ...                   "area_change_mm2": [1.0, 1.0], "area_change_pct": [50.0, 50.0]})
+    >>> without_matching(m)[["visit", "group_id", "matched_ids", "change_class"]].values.tolist()
+    [['pre', 1, '', 'not_compared'], ['post', 2, '', 'not_compared']]
+    """
+    table = matches.copy()
+    table["group_id"] = np.arange(1, len(table) + 1, dtype=np.int64)
+    table["matched_ids"] = ""
+    table["matched_by"] = ""
+    table["change_class"] = "not_compared"
+    unknown = ["group_area_pre_mm2", "group_area_post_mm2", "area_change_mm2", "area_change_pct"]
+    table[unknown] = np.nan
+    post = table["visit"] == "post"
+    table.loc[post, ["centroid_row_pre", "centroid_col_pre"]] = np.nan  # placed by the doubtful transform
+    return table
 
 
 def pair_counts(matches: pd.DataFrame) -> dict[str, int]:

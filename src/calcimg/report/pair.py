@@ -24,6 +24,7 @@ CHANGE_COLOURS_BGR: dict[str, tuple[int, int, int]] = {
     "shrunk": (230, 230, 0),  # cyan
     "stable": (80, 220, 80),  # green
     "outside_field": (160, 160, 160),  # grey: the other film does not show this place
+    "not_compared": (200, 80, 200),  # purple: the registration is doubtful, nothing was matched
 }
 
 #: Columns of ``lesions.csv``: the matching and change columns first, then each visit's measurements.
