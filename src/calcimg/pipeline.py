@@ -28,6 +28,7 @@ Steps of :func:`compare_pair`:
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
@@ -158,6 +159,7 @@ class CandidateStage:
     noise: threshold.NoiseModel
     conversion: dict[str, Any]
     line_px: float
+    pixels: measure.ObjectPixels
 
 
 def segment_image(
@@ -246,7 +248,7 @@ def detect_candidates(
     table["support"] = np.where(table["reason"].to_numpy() == classify.ACCEPTED, "own", "")
     return CandidateStage(
         radiograph, params, image, response, background, scale, bone, levels, candidates, table, fov, noise,
-        conversion, line_px,
+        conversion, line_px, pixels,
     )  # fmt: skip
 
 
@@ -667,8 +669,14 @@ def compare_pair(
     """
     params = params or Params()
     include, exclude = include or {}, exclude or {}
-    pre_stage = detect_candidates(pre, params, spacing, include.get("pre"), exclude.get("pre"))
-    post_stage = detect_candidates(post, params, spacing, include.get("post"), exclude.get("post"))
+    # The two films are independent until registration: detect the follow-up's candidates on a second thread
+    # (OpenCV and numpy release the interpreter lock for the heavy passes), the baseline's on this one.
+    # Files are read here first: their readers' warnings are caught, which is not safe on two threads at once.
+    pre, post = _read_source(pre, spacing), _read_source(post, spacing)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        post_future = pool.submit(detect_candidates, post, params, None, include.get("post"), exclude.get("post"))
+        pre_stage = detect_candidates(pre, params, None, include.get("pre"), exclude.get("pre"))
+        post_stage = post_future.result()
     if transform is None:
         transform = registration.register(
             pre_stage.image,
@@ -716,11 +724,11 @@ def _supported_candidates(stage: CandidateStage, other_lesions: np.ndarray, para
     )
     if not eligible.any() or not other_lesions.any():
         return np.zeros(len(table), bool)
-    radius = max(1, int(round(params.match_distance_mm * _pixels_per_mm(stage.radiograph))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    near = cv2.dilate(other_lesions.view(np.uint8), kernel)
-    pixels = measure.ObjectPixels.of(stage.candidates, len(table))
-    return eligible & (pixels.means(near) >= 0.5)
+    radius = params.match_distance_mm * _pixels_per_mm(stage.radiograph)
+    # Distance to the other visit's lesions: one linear-time pass, whatever the radius.
+    outside = np.logical_not(other_lesions).view(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return eligible & (stage.pixels.means(distance <= radius) >= 0.5)
 
 
 def match_and_summarise(

@@ -7,7 +7,6 @@ classification, since they are small bright objects like the lesions themselves.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,9 +100,11 @@ def collimation_bands(image: np.ndarray, usable: np.ndarray, max_depth_fraction:
     }
     for side, rows in profiles.items():
         depth_limit = int(len(rows) * max_depth_fraction)
-        with warnings.catch_warnings():  # rows with no usable pixel give NaN, handled below
-            warnings.simplefilter("ignore", RuntimeWarning)
-            row_low = np.nanpercentile(rows[:depth_limit], 10.0, axis=1)
+        block = rows[:depth_limit]
+        usable_row = ~np.isnan(block).all(axis=1)
+        row_low = np.full(len(block), np.nan)  # rows with no usable pixel stay NaN, handled below
+        if usable_row.any():
+            row_low[usable_row] = np.nanpercentile(block[usable_row], 10.0, axis=1)
         in_band = np.nan_to_num(row_low, nan=bright) >= bright
         depth = int(np.argmin(in_band)) if not in_band.all() else depth_limit
         if depth > 0 and not np.isnan(row_low[:depth]).all():

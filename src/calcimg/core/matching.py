@@ -116,15 +116,18 @@ def _overlap_pairs(pre_labels: np.ndarray, post_labels: np.ndarray) -> tuple[np.
 
 
 def _label_stats(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pixel count, mean row, mean col) per label value 0..max."""
+    """(pixel count, mean row, mean col) per label value 0..max (label 0: count only, from the labelled pixels
+    alone, which are few: no full-size index arrays)."""
     n = int(labels.max()) + 1 if labels.size else 1
-    flat = labels.ravel().astype(np.int64)
-    flat[flat < 0] = 0
-    rows, cols = np.indices(labels.shape)
-    count = np.bincount(flat, minlength=n).astype(np.float64)
+    flat = np.flatnonzero(labels > 0)
+    label = labels.ravel()[flat].astype(np.int64)
+    rows, cols = np.divmod(flat, labels.shape[1] if labels.ndim == 2 else 1)
+    count = np.bincount(label, minlength=n).astype(np.float64)
+    count[0] = labels.size - len(flat)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_row = np.bincount(flat, weights=rows.ravel(), minlength=n) / count
-        mean_col = np.bincount(flat, weights=cols.ravel(), minlength=n) / count
+        mean_row = np.bincount(label, weights=rows, minlength=n) / count
+        mean_col = np.bincount(label, weights=cols, minlength=n) / count
+    mean_row[0] = mean_col[0] = np.nan
     return count, mean_row, mean_col
 
 
