@@ -212,13 +212,20 @@ def detect_candidates(
     background = _background(smoothed, line_px, params.n_orientations, smooth_px)
     window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
     response, noise, scale = _response_and_scale(smoothed, background, fov.mask, params.noise_quantile, window_px)
+    del smoothed  # full-size arrays are dropped as soon as they are used up: peak memory is the film's few copies
     seeds = response > params.seed_k * scale
+    seeds &= fov.mask
     # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
     fine = _smooth(image, params.extent_smoothing_mm * px_per_mm)
     raw_response, _, raw_scale = _response_and_scale(fine, background, fov.mask, params.noise_quantile, window_px)
+    del fine
     extent = raw_response > params.grow_k * raw_scale
-    candidates_mask = morphology.hysteresis(extent & fov.mask, seeds & fov.mask)
+    del raw_scale
+    extent &= fov.mask
+    candidates_mask = morphology.hysteresis(extent, seeds)
+    del extent, seeds
     candidates_mask = _trim_to_peak_fraction(candidates_mask, raw_response, params.edge_fraction)
+    del raw_response
 
     bone = anatomy.bone_mask(background, fov.mask, px_per_mm)
     bone_edge = _edge_zone(bone, params.ridge_max_width_mm * px_per_mm)

@@ -170,9 +170,13 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     >>> round(float(scale[25, 10]), 2), round(float(scale[25, 40]), 2)
     (1.0, 9.0)
     """
-    clip = level_scale.astype(np.float32) * np.float32(clip_k)
-    clipped = np.minimum(response.astype(np.float32), clip)
+    # The clip is taken on integers (exact for an integer clip_k, rounded otherwise) and only the clipped
+    # response is made float: two full-size float copies at most, not four.
+    clip = cv2.multiply(level_scale.astype(np.uint16, copy=False), np.float64(clip_k), dtype=cv2.CV_16U)
+    clipped = cv2.min(response.astype(np.uint16, copy=False), clip).astype(np.float32)
+    del clip
     np.square(clipped, out=clipped)
     local = cv2.blur(clipped, (int(window_px), int(window_px)), borderType=cv2.BORDER_REFLECT)
+    del clipped
     np.sqrt(local, out=local)
     return np.maximum(local, np.float32(1.0), out=local)
