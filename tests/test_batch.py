@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -221,3 +222,24 @@ def test_manifest_escape_is_refused(tmp_path, capsys):
     assert main(["batch", str(study), "--manifest", str(study / "m.csv"), "--out", str(tmp_path / "o")]) == 1
     assert "leads outside the study root" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_allocator_thresholds_are_restored_only_where_a_nanny_fixed_them():
+    """A Dask nanny's MALLOC_TRIM_THRESHOLD_ makes calcimg's large arrays fresh mmaps; a worker undoes it (glibc),
+    and leaves a process without that variable alone."""
+    import subprocess
+    import sys
+
+    code = "from calcimg.batch import _restore_allocator_thresholds as r; print(r())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    plain = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert plain.stdout.strip() == "False"
+    if sys.platform.startswith("linux"):
+        fixed = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env | {"MALLOC_TRIM_THRESHOLD_": "65536"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert fixed.stdout.strip() == "True"

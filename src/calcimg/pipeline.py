@@ -676,14 +676,19 @@ def compare_pair(
     """
     params = params or Params()
     include, exclude = include or {}, exclude or {}
-    # The two films are independent until registration: detect the follow-up's candidates on a second thread
-    # (OpenCV and numpy release the interpreter lock for the heavy passes), the baseline's on this one.
     # Files are read here first: their readers' warnings are caught, which is not safe on two threads at once.
     pre, post = _read_source(pre, spacing), _read_source(post, spacing)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        post_future = pool.submit(detect_candidates, post, params, None, include.get("post"), exclude.get("post"))
+    if cv2.getNumThreads() > 1:
+        # The two films are independent until registration: the follow-up's candidates are detected on a second
+        # thread (OpenCV and numpy release the interpreter lock for the heavy passes). A batch worker, which gets
+        # its parallelism from running several items and sets OpenCV to one thread, does them one after the other.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            post_job = pool.submit(detect_candidates, post, params, None, include.get("post"), exclude.get("post"))
+            pre_stage = detect_candidates(pre, params, None, include.get("pre"), exclude.get("pre"))
+            post_stage = post_job.result()
+    else:
         pre_stage = detect_candidates(pre, params, None, include.get("pre"), exclude.get("pre"))
-        post_stage = post_future.result()
+        post_stage = detect_candidates(post, params, None, include.get("post"), exclude.get("post"))
     if transform is None:
         transform = registration.register(
             pre_stage.image,
