@@ -8,7 +8,8 @@ by other candidates). The trees were fitted with scikit-learn on phantoms with e
 ``scripts/train_candidate_model.py`` and are stored as plain arrays in ``candidate_model.json`` beside this
 module; inference walks them with numpy, so no machine-learning library is needed at run time. Trees, unlike the
 logistic regression used before, can learn that the same contrast means a deposit in clean soft tissue and
-texture among a crowd of candidates on bone.
+texture among a crowd of candidates on bone; monotonic constraints (the score only rises with contrast and
+density, only falls with texture and crowding) keep them sensible on films unlike the phantoms they learned from.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def candidate_features(table: pd.DataFrame, px_per_mm: float, levels: dict[str, 
             "rim_over_mean": table["rim_excess"].to_numpy(float)
             / np.maximum(table["mean_excess"].to_numpy(float), 1.0),
             "ellipse_fill": fill,
-            # Large and sparse together (a long curved band, a patch of texture): a logistic model needs the product.
+            # Large and sparse together (a long curved band, a patch of texture), as one number.
             "sparse_extent": (1.0 - fill) * np.log1p(area_px / px_per_mm**2),
             # Local scale over the noise of the background level: above 1 where texture (trabecular bone) adds to
             # the quantum noise.

@@ -116,7 +116,12 @@ def pair_overlay(result: Any, max_side: int = 1200) -> np.ndarray:
         cv2.putText(header, title, position, cv2.FONT_HERSHEY_SIMPLEX, 0.55 * scale, (255, 255, 255), 1, cv2.LINE_AA)
         x += panel.shape[1]
     counts = result.matches["change_class"].value_counts()
-    entries = [(f"{name} ({int(counts.get(name, 0))})", colour) for name, colour in CHANGE_COLOURS_BGR.items()]
+    # "not_compared" appears only where it happened (a doubtful registration), the usual classes always.
+    entries = [
+        (f"{name} ({int(counts.get(name, 0))})", colour)
+        for name, colour in CHANGE_COLOURS_BGR.items()
+        if name != "not_compared" or counts.get(name, 0)
+    ]
     # draw_legend's own geometry: 22 px per entry and 8 px of margin, times its scale.
     footer = np.zeros((int((22 * len(entries) + 16) * scale), header.shape[1], 3), np.uint8)
     draw_legend(footer, entries)
