@@ -263,3 +263,25 @@ def test_summary_counts_the_lesions_accepted_on_the_other_films_evidence():
     for visit in ("pre", "post"):
         table = getattr(result, visit).candidate_table
         assert result.summary["supported_by_other_visit"][visit] == int((table["support"] == "other_visit").sum())
+
+
+def test_two_threads_and_one_give_the_same_comparison():
+    """compare_pair detects the two films on two threads when OpenCV may use several, one after the other in a
+    batch worker (OpenCV at one thread): the label maps, tables and summary are identical either way."""
+    import cv2
+
+    pair = make_pair(5, "hand", PhantomConfig(shape=(512, 512)))
+    threads = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        threaded = compare_pair(pair.pre.radiograph, pair.post.radiograph)
+        cv2.setNumThreads(1)
+        sequential = compare_pair(pair.pre.radiograph, pair.post.radiograph)
+    finally:
+        cv2.setNumThreads(threads)
+    for visit in ("pre", "post"):
+        assert np.array_equal(getattr(threaded, visit).labels, getattr(sequential, visit).labels)
+        pd.testing.assert_frame_equal(getattr(threaded, visit).lesions, getattr(sequential, visit).lesions)
+    pd.testing.assert_frame_equal(threaded.matches, sequential.matches)
+    assert json.dumps(threaded.summary, default=str) == json.dumps(sequential.summary, default=str)
+    assert threaded.summary["pre_count"] + threaded.summary["post_count"] > 0
