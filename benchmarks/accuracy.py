@@ -34,7 +34,6 @@ import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -236,6 +235,13 @@ def summarise(images: pd.DataFrame, lesions: pd.DataFrame, by: str | None) -> pd
     return table.reset_index()
 
 
+def param_overrides(items: list[str]) -> tuple[Params, dict]:
+    """Params with ``NAME=VALUE`` overrides (values read as JSON: ``0.8``, ``false``, ``[1, 3, 8, 20]``), checked
+    by :meth:`Params.from_dict` (unknown names and invalid values are errors), and the overrides themselves."""
+    overrides = {name: json.loads(value) for name, value in (item.split("=", 1) for item in items)}
+    return Params.from_dict(overrides), overrides
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20)
@@ -246,8 +252,7 @@ def main() -> None:
         "--param", action="append", default=[], help="NAME=VALUE: a Params field to override (tuning cohorts only)"
     )
     args = parser.parse_args()
-    overrides = {name: type(getattr(Params(), name))(value) for name, value in (p.split("=", 1) for p in args.param)}
-    params = replace(Params(), **overrides)
+    params, overrides = param_overrides(args.param)
 
     tasks = [(k, pair_seed(args.seed, k), SITES[k % len(SITES)], params) for k in range(args.pairs)]
     started = time.perf_counter()

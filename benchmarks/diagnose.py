@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
+from accuracy import param_overrides
 
 from calcimg.core import classify
 from calcimg.model import Params
@@ -106,8 +106,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "diagnose.json")
     parser.add_argument("--param", action="append", default=[], help="NAME=VALUE: a Params field to override")
     args = parser.parse_args()
-    overrides = {name: type(getattr(Params(), name))(value) for name, value in (p.split("=", 1) for p in args.param)}
-    params = replace(Params(), **overrides)
+    params, overrides = param_overrides(args.param)
     tasks = [(pair_seed(args.seed, k), SITES[k % len(SITES)]) for k in range(args.pairs)]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(partial(diagnose_pair, params=params), tasks))

@@ -384,21 +384,3 @@ def test_decimated_background_stays_below_the_image_and_removes_small_deposits()
     assert (background <= smoothed).all()
     assert background[102, 200] >= 0.9 * smoothed[102, 200]
     assert background[256, 206] - 1000 <= 0.1 * (int(smoothed[256, 206]) - 1000)
-
-
-def test_neighbour_fraction_tells_a_crowd_from_a_lone_candidate():
-    """Other candidates' cover of a window around each candidate: near zero for one alone, large in a crowd, and
-    never counting the candidate itself."""
-    import pandas as pd
-
-    from calcimg.pipeline import _neighbour_fraction
-
-    mask = np.zeros((200, 200), bool)
-    mask[20:24, 20:24] = True  # alone
-    for r in range(120, 160, 6):  # a crowd of 4 x 4 specks, 2 px apart
-        for c in range(120, 160, 6):
-            mask[r : r + 4, c : c + 4] = True
-    table = pd.DataFrame({"centroid_row": [21.5, 139.5], "centroid_col": [21.5, 139.5], "area_px": [16, 16]})
-    lone, crowded = _neighbour_fraction(mask, table, window_px=40.0)
-    assert lone == pytest.approx(0.0, abs=0.02)
-    assert crowded > 0.3

@@ -563,8 +563,8 @@ def _restore_allocator_thresholds() -> bool:
 
     Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``. Setting it also freezes glibc's mmap
     threshold at 128 KiB, so every array of the hot path is a fresh mmap whose pages fault in again: calcimg ran
-    about 1.55x slower per item in such a worker (1.3-1.6 s per pair in a process pool, 2.0-2.6 s in a Dask worker,
-    same items). Raising both thresholds to what glibc's own dynamic thresholds reach restores the usual speed.
+    about 1.55x slower per item in such a worker (docs/batch.md). Raising both thresholds to what glibc's own
+    dynamic thresholds reach restores the usual speed.
     """
     if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
         return False

@@ -176,11 +176,16 @@ def _run_compare(args: argparse.Namespace) -> int:
         summary = result.summary
         units = summary["units"]
         pct = summary["area_change_pct"]
+        matched = (
+            f"{summary['new']} new, {summary['resolved']} resolved"
+            if summary["new"] is not None
+            else "lesions not matched (registration doubtful)"
+        )
         print(
             f"baseline {summary['pre_count']} lesion(s), {summary[f'pre_area_{units}2']:.1f} {units}^2; "
             f"follow-up {summary['post_count']}, {summary[f'post_area_{units}2']:.1f} {units}^2; change "
             f"{'n/a' if pct is None else f'{pct:+.1f}%'} ({summary['category']}, "
-            f"{summary['response'].replace('_', ' ')}); {summary['new']} new, {summary['resolved']} resolved"
+            f"{summary['response'].replace('_', ' ')}); {matched}"
         )
         if summary["needs_review"]:
             print("needs review: " + "; ".join(summary["review_reasons"]))

@@ -240,7 +240,12 @@ def detect_candidates(
     markers = _marker_zones(image, levels, noise, params, px_per_mm)
     table["marker_fraction"] = pixels.means(markers)
     table["level_noise_scale"] = noise.scale_at(table["background_level"].to_numpy())
-    table["neighbour_fraction"] = _neighbour_fraction(candidates_mask, table, params.neighbour_window_mm * px_per_mm)
+    table["neighbour_fraction"] = measure.neighbour_fraction(
+        candidates_mask,
+        table[["centroid_row", "centroid_col"]].to_numpy(),
+        table["area_px"].to_numpy(),
+        params.neighbour_window_mm * px_per_mm,
+    )
     # Long thin ridges also run along the skin and the field's edges (processing halos): outlines of both.
     body = background >= levels["air"] + params.min_tissue_fraction * levels["range"]
     outline_px = params.ridge_max_width_mm * px_per_mm
@@ -375,26 +380,6 @@ def _background(smoothed: np.ndarray, line_px: float, n_orientations: int, smoot
     opened = morphology.line_opening_max(small, line_px / factor, n_orientations)
     background = cv2.resize(opened, (cols, rows), interpolation=cv2.INTER_LINEAR)
     return np.minimum(background, smoothed, out=background)
-
-
-def _neighbour_fraction(mask: np.ndarray, table: pd.DataFrame, window_px: float) -> np.ndarray:
-    """Fraction of a ``window_px`` square around each candidate's centroid covered by *other* candidates.
-
-    Trabecular texture and noisy regions breed many candidates side by side; a deposit in clean tissue stands
-    alone. Computed on a grid of about 0.5 mm cells (``window_px / 8``), so it costs little on large films.
-    """
-    if not len(table):
-        return np.zeros(0)
-    cell = max(1, int(window_px / 8))
-    rows, cols = mask.shape
-    full = np.multiply(mask.view(np.uint8), 255, dtype=np.uint8)
-    small = cv2.resize(full, (max(1, cols // cell), max(1, rows // cell)), interpolation=cv2.INTER_AREA)
-    side = max(1, int(round(window_px / cell)))
-    covered = cv2.boxFilter(small.astype(np.float32) / 255.0, -1, (side, side), borderType=cv2.BORDER_CONSTANT)
-    r = np.clip((table["centroid_row"].to_numpy() / cell).astype(int), 0, small.shape[0] - 1)
-    c = np.clip((table["centroid_col"].to_numpy() / cell).astype(int), 0, small.shape[1] - 1)
-    own = table["area_px"].to_numpy(float) / float(side * cell) ** 2
-    return np.clip(covered[r, c] - own, 0.0, 1.0)
 
 
 def _trim_to_peak_fraction(mask: np.ndarray, response: np.ndarray, fraction: float) -> np.ndarray:
@@ -571,6 +556,17 @@ def _finish_lesion_table(
 _BBOX = ("bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1")
 
 
+def lesion_totals(lesions: pd.DataFrame, calibrated: bool) -> dict[str, Any]:
+    """The per-image totals of a lesion table: ``count``, ``total_area_px``, ``total_area_mm2`` (None when
+    uncalibrated) and ``total_burden``; also what a reader's re-measure updates."""
+    return {
+        "count": int(len(lesions)),
+        "total_area_px": int(lesions["area_px"].sum()) if len(lesions) else 0,
+        "total_area_mm2": float(lesions["area_mm2"].sum()) if calibrated else None,
+        "total_burden": float(lesions["burden"].sum()) if len(lesions) else 0.0,
+    }
+
+
 def _summary(
     radiograph: Radiograph,
     params: Params,
@@ -592,10 +588,7 @@ def _summary(
         "units": "mm" if calibrated else "px",
         "spacing_mm": None if not calibrated else [float(s) for s in radiograph.spacing_mm],
         "spacing_source": radiograph.spacing_source,
-        "count": int(len(lesions)),
-        "total_area_px": int(lesions["area_px"].sum()) if len(lesions) else 0,
-        "total_area_mm2": float(lesions["area_mm2"].sum()) if calibrated else None,
-        "total_burden": float(lesions["burden"].sum()) if len(lesions) else 0.0,
+        **lesion_totals(lesions, calibrated),
         "fov_area_px": fov_px,
         "fov_area_mm2": fov_px * pixel_area if calibrated else None,
         "rejected": {str(k): int(v) for k, v in reasons.items()},

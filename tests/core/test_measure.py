@@ -10,6 +10,7 @@ from skimage.measure import regionprops
 
 from calcimg.core.measure import (
     label_objects,
+    neighbour_fraction,
     object_maxima,
     object_means,
     object_moments,
@@ -224,3 +225,16 @@ def test_object_solidity_equals_pixel_square_hull(shape):
     labels = mask.astype(np.int32)
     solidity = object_solidity(labels, 1, object_moments(labels, 1))[0]
     assert solidity == pytest.approx(_pixel_square_solidity(mask), rel=1e-6)
+
+
+def test_neighbour_fraction_tells_a_crowd_from_a_lone_candidate():
+    """Other objects' cover of a window around each object: near zero for one alone, large in a crowd, and never
+    counting the object itself."""
+    mask = np.zeros((200, 200), bool)
+    mask[20:24, 20:24] = True  # alone
+    for r in range(120, 160, 6):  # a crowd of 4 x 4 specks, 2 px apart
+        for c in range(120, 160, 6):
+            mask[r : r + 4, c : c + 4] = True
+    lone, crowded = neighbour_fraction(mask, np.array([[21.5, 21.5], [139.5, 139.5]]), np.array([16, 16]), 40.0)
+    assert lone == pytest.approx(0.0, abs=0.02)
+    assert crowded > 0.3

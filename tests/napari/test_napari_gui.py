@@ -33,6 +33,16 @@ def _open(viewer, path):
         return viewer.open(str(path), plugin="calcimg")
 
 
+def _run_review(viewer, files, widget=None):
+    """Open the scenario pair, choose it in a Pair review widget (a new one unless given) and run it."""
+    (pre,) = _open(viewer, files["pre"])
+    (post,) = _open(viewer, files["post"])
+    widget = widget or PairReviewWidget(viewer)
+    widget.baseline.value, widget.followup.value = pre, post
+    widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
+    return pre, post, widget, widget.run()
+
+
 def test_manifest_reader_and_sample(make_napari_viewer, phantom_files):
     viewer = make_napari_viewer()
     (layer,) = _open(viewer, phantom_files["pre"])
@@ -82,13 +92,9 @@ def test_whole_review_flow(make_napari_viewer, phantom_files, phantom_result, tm
     n_pre, n_post = phantom_result.summary["pre_count"], phantom_result.summary["post_count"]
     assert n_pre >= 1 and n_post >= 1, "the scenario phantom needs a lesion at each visit"
     viewer = make_napari_viewer()
-    (pre,) = _open(viewer, phantom_files["pre"])
-    (post,) = _open(viewer, phantom_files["post"])
-    _, widget = viewer.window.add_plugin_dock_widget("calcimg", "Pair review")
-    assert isinstance(widget, PairReviewWidget)
-    widget.baseline.value, widget.followup.value = pre, post
-    widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
-    session = widget.run()
+    _, docked = viewer.window.add_plugin_dock_widget("calcimg", "Pair review")
+    assert isinstance(docked, PairReviewWidget)
+    pre, post, widget, session = _run_review(viewer, phantom_files, docked)
     assert session is not None and f"count</b> {n_pre} &rarr; {n_post}" in widget.summary.value
     assert widget.table.rowCount() == n_pre + n_post
     # The follow-up image shows in the baseline frame through its affine.
@@ -121,7 +127,6 @@ def test_whole_review_flow(make_napari_viewer, phantom_files, phantom_result, tm
     assert session.result.summary["post_count"] == n_post - 1 and widget.table.rowCount() == n_pre + n_post - 1
     # Paint a missed lesion on the baseline layer (as the brush would), then re-measure.
     layer = widget.layers["pre"]
-    new_id = widget.new_lesion() if viewer.layers.selection.active is layer else None
     viewer.layers.selection.active = layer
     new_id = widget.new_lesion()
     assert layer.mode == "paint" and layer.selected_label == new_id == n_pre + 1
@@ -153,12 +158,7 @@ def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files, phan
     n_pre = phantom_result.summary["pre_count"]
     assert n_pre >= 2, "the scenario phantom needs two baseline lesions to merge"
     viewer = make_napari_viewer()
-    (pre,) = _open(viewer, phantom_files["pre"])
-    (post,) = _open(viewer, phantom_files["post"])
-    widget = PairReviewWidget(viewer)
-    widget.baseline.value, widget.followup.value = pre, post
-    widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
-    session = widget.run()
+    _, _, widget, session = _run_review(viewer, phantom_files)
     widget.table.select_key("pre", 1)
     rows = range(widget.table.rowCount())
     widget.table.selectRow(next(r for r in rows if widget.table.row_key(r) == ("pre", 2)))
@@ -190,12 +190,7 @@ def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phan
     shown = list(zip(post_classes["lesion_id"], post_classes["change_class"], strict=True))[:2]
     assert len(shown) == 2, "the scenario phantom needs follow-up lesions of two change classes"
     viewer = make_napari_viewer(show=True)
-    (pre,) = _open(viewer, phantom_files["pre"])
-    (post,) = _open(viewer, phantom_files["post"])
-    widget = PairReviewWidget(viewer)
-    widget.baseline.value, widget.followup.value = pre, post
-    widget.params["paired_support_min_score"].value = SCENARIO_PARAMS_MIN_SCORE
-    session = widget.run()
+    _, _, widget, session = _run_review(viewer, phantom_files)
     assert widget.flicker() == "post"  # the follow-up alone, grey, with its lesions
     for lesion_id, change in shown:
         widget.focus("post", lesion_id)

@@ -22,12 +22,7 @@ from calcimg.pipeline import CandidateStage, PairResult, SegmentResult
 
 def updated_segment_summary(summary: dict[str, Any], lesions: pd.DataFrame, calibrated: bool) -> dict[str, Any]:
     """A visit's summary with its counts, areas and burden taken from a re-measured lesion table."""
-    out = dict(summary)
-    out["count"] = int(len(lesions))
-    out["total_area_px"] = int(lesions["area_px"].sum()) if len(lesions) else 0
-    out["total_area_mm2"] = float(lesions["area_mm2"].sum()) if calibrated else None
-    out["total_burden"] = float(lesions["burden"].sum()) if len(lesions) else 0.0
-    return out
+    return {**summary, **pipeline.lesion_totals(lesions, calibrated)}
 
 
 def remeasure_visit(result: SegmentResult, labels: np.ndarray, stage: CandidateStage) -> SegmentResult:

@@ -16,6 +16,7 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 import napari
+from calcimg.core.matching import pair_counts
 from calcimg.errors import CalcimgError
 from calcimg.pipeline import segment_image
 from calcimg.report.pair import pair_lesion_table
@@ -610,12 +611,7 @@ class PairReviewWidget(widgets.Container):
             layer.features = lesion_features(getattr(result, visit).lesions, result.matches, visit)
         table = pair_lesion_table(result)
         self.table.set_table(table)
-        counts = result.matches.drop_duplicates("group_id")["change_class"].value_counts().to_dict()
-        counts["new"] = int(((result.matches["change_class"] == "new") & (result.matches["visit"] == "post")).sum())
-        counts["resolved"] = int(
-            ((result.matches["change_class"] == "resolved") & (result.matches["visit"] == "pre")).sum()
-        )
-        self.legend.value = legend_html(counts)
+        self.legend.value = legend_html(pair_counts(result.matches))
         self._refresh_summary()
 
     def _refresh_summary(self) -> None:

@@ -210,3 +210,45 @@ def object_solidity(labels: np.ndarray, n: int, bboxes: dict[str, np.ndarray]) -
         hull_area = cv2.contourArea(hull.reshape(-1, 1, 2)) + steps / 2 + 1
         solidity[k] = min(1.0, area / hull_area)
     return solidity
+
+
+def neighbour_fraction(mask: np.ndarray, centroids: np.ndarray, areas: np.ndarray, window_px: float) -> np.ndarray:
+    """Fraction of a ``window_px`` square around each object's centroid covered by *other* objects of ``mask``.
+
+    Trabecular texture and noisy regions breed many candidates side by side; a deposit in clean tissue stands
+    alone. Computed on a grid of about ``window_px / 8`` pixel cells, so it costs little on large films.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean mask of all objects.
+    centroids : numpy.ndarray
+        (n, 2) centroid (row, col) of each object.
+    areas : numpy.ndarray
+        (n,) pixel count of each object (its own share of the window is subtracted).
+    window_px : float
+        Side of the window in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) fractions in [0, 1].
+
+    Examples
+    --------
+    >>> mask = np.zeros((40, 40), bool); mask[4:6, 4:6] = True; mask[20:40:3, 20:40:3] = True
+    >>> neighbour_fraction(mask, np.array([[4.5, 4.5], [29.0, 29.0]]), np.array([4, 1]), 16.0).round(2).tolist()
+    [0.0, 0.14]
+    """
+    if not len(centroids):
+        return np.zeros(0)
+    cell = max(1, int(window_px / 8))
+    rows, cols = mask.shape
+    full = np.multiply(mask.view(np.uint8), 255, dtype=np.uint8)
+    small = cv2.resize(full, (max(1, cols // cell), max(1, rows // cell)), interpolation=cv2.INTER_AREA)
+    side = max(1, int(round(window_px / cell)))
+    covered = cv2.boxFilter(small.astype(np.float32) / 255.0, -1, (side, side), borderType=cv2.BORDER_CONSTANT)
+    r = np.clip((centroids[:, 0] / cell).astype(int), 0, small.shape[0] - 1)
+    c = np.clip((centroids[:, 1] / cell).astype(int), 0, small.shape[1] - 1)
+    own = np.asarray(areas, float) / float(side * cell) ** 2
+    return np.clip(covered[r, c] - own, 0.0, 1.0)
