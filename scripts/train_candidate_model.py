@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/train_candidate_model.py [--cohort-seed 7000] [--pairs 48]
+    python scripts/train_candidate_model.py [--cohort-seed 7000] [--pairs 96]
 
 Every candidate that passes the rule-based decisions of ``segment_image`` (field, body, marker, size, ridge) is
 labelled a deposit when at least half of its pixels lie within 1 mm of a truth lesion, and gradient-boosted trees
@@ -111,7 +111,7 @@ def split_counts(trees: dict[str, list]) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cohort-seed", type=int, default=7000)
-    parser.add_argument("--pairs", type=int, default=48)
+    parser.add_argument("--pairs", type=int, default=96)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()

@@ -58,6 +58,11 @@ def _radiograph(pixels: np.ndarray, spacing: float | None = 0.2, name: str = "x"
 
 
 BASE_DISKS = [(80, 60, 9), (200, 200, 8), (320, 340, 10)]
+#: The engine's rules without the learned score, for the drawn films of this module: the score's verdict on clean
+#: disks over smooth "bones" with almost no noise, far outside its training phantoms, moves with every refit (0.85
+#: to 0.99 for the same disk), while these tests are about registration, matching and the summary. Paired support
+#: is off with it (it needs a score); the phantom pairs below use the default Params.
+RULES_ONLY = Params(min_score=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +72,7 @@ def changed_pair():
     film = _film()
     pre = _with_disks(film, BASE_DISKS)
     post = _with_disks(film, [(80, 60, 9), (200, 200, 16), (330, 80, 9)])
-    return compare_pair(_radiograph(pre, name="pre"), _radiograph(post, name="post"))
+    return compare_pair(_radiograph(pre, name="pre"), _radiograph(post, name="post"), RULES_ONLY)
 
 
 def test_summary_has_required_keys_and_is_json(changed_pair):
@@ -76,7 +81,7 @@ def test_summary_has_required_keys_and_is_json(changed_pair):
         assert key in summary, key
     json.dumps(summary)
     assert summary["inputs"]["pre"]["content_hash"] == "sha256:pre"
-    assert summary["params"] == Params().to_dict()
+    assert summary["params"] == RULES_ONLY.to_dict()
 
 
 def test_change_classes_on_known_changes(changed_pair):
@@ -111,7 +116,7 @@ def test_area_change_matches_the_segmented_areas(changed_pair):
 
 def test_identical_films_are_stable_with_no_change():
     pixels = _with_disks(_film(1), BASE_DISKS)
-    result = compare_pair(_radiograph(pixels, name="a"), _radiograph(pixels, name="a"))
+    result = compare_pair(_radiograph(pixels, name="a"), _radiograph(pixels, name="a"), RULES_ONLY)
     summary = result.summary
     assert summary["area_change_pct"] == pytest.approx(0.0, abs=1e-9)
     assert (summary["new"], summary["resolved"]) == (0, 0)
@@ -124,7 +129,7 @@ def test_shifted_follow_up_is_registered_and_matched():
     film = _film(2, (420, 420))
     pre = _with_disks(film, BASE_DISKS)
     shifted = np.roll(np.roll(pre, 12, axis=0), -7, axis=1)
-    result = compare_pair(_radiograph(pre, name="a"), _radiograph(shifted, name="b"))
+    result = compare_pair(_radiograph(pre, name="a"), _radiograph(shifted, name="b"), RULES_ONLY)
     matrix = np.asarray(result.summary["registration"]["matrix"])
     # Follow-up pixel (x, y) maps to baseline (x + 7, y - 12).
     assert matrix[0, 2] == pytest.approx(7, abs=0.7)
@@ -165,12 +170,12 @@ def test_magnification_change_is_not_counted_as_growth():
 
     pre = _with_disks(_film(5, (420, 420)), BASE_DISKS)
     post = cv2.resize(pre, None, fx=1.05, fy=1.05, interpolation=cv2.INTER_LINEAR)
-    corrected = compare_pair(_radiograph(pre, name="a"), _radiograph(post, name="b"))
+    corrected = compare_pair(_radiograph(pre, name="a"), _radiograph(post, name="b"), RULES_ONLY)
     summary = corrected.summary
     assert summary["registration"]["scale"] == pytest.approx(1.05, abs=0.01)
     assert summary["magnification_correction"] == pytest.approx(1.05**2, abs=0.02)
     raw = compare_pair(
-        _radiograph(pre, name="a"), _radiograph(post, name="b"), replace(Params(), correct_magnification=False)
+        _radiograph(pre, name="a"), _radiograph(post, name="b"), replace(RULES_ONLY, correct_magnification=False)
     )
     assert raw.summary["magnification_correction"] == 1.0
     assert 1 + raw.summary["area_change_pct"] / 100 == pytest.approx(
@@ -183,7 +188,7 @@ def test_params_change_band_moves_grown_to_stable(changed_pair):
     film = _film()
     pre = _with_disks(film, BASE_DISKS)
     post = _with_disks(film, [(80, 60, 9), (200, 200, 16), (330, 80, 9)])
-    wide = replace(Params(), change_band=5.0)  # a 4x area change is within a 500% band
+    wide = replace(RULES_ONLY, change_band=5.0)  # a 4x area change is within a 500% band
     result = compare_pair(_radiograph(pre, name="pre"), _radiograph(post, name="post"), wide)
     grown_before = changed_pair.summary["grown"]
     assert grown_before == 1 and result.summary["grown"] == 0 and result.summary["stable"] == 2
@@ -229,9 +234,10 @@ def test_same_stems_get_visit_prefixes(changed_pair, tmp_path):
 
 
 def test_paired_support_accepts_faint_candidates_where_the_other_film_has_a_lesion():
-    """On this small hand pair a follow-up candidate rejected for its score (0.7 <= score < 0.9) lies on a
-    baseline lesion: paired support accepts it; with support off it stays rejected and nothing else changes."""
-    pair = make_pair(1, "hand", PhantomConfig(shape=(384, 384)))
+    """On this small hand pair a follow-up candidate rejected for its score (0.7 <= score < 0.94) lies on a
+    baseline lesion: paired support accepts it; with support off it stays rejected and nothing else changes. (The
+    pair is one where the mechanism fires with the current candidate model; a refitted model may need another.)"""
+    pair = make_pair(6, "hand", PhantomConfig(shape=(384, 384)))
     on = compare_pair(pair.pre.radiograph, pair.post.radiograph)
     off = compare_pair(pair.pre.radiograph, pair.post.radiograph, replace(Params(), paired_support_min_score=1.0))
     for visit in ("pre", "post"):

@@ -31,6 +31,13 @@ def _disk_image(ramp: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.round(image), 0, 65535).astype(np.uint16), truth
 
 
+#: The engine's rules without the learned score, for the drawn disk images of this module: the score's verdict on
+#: clean disks on a flat or ramped field, far outside its training phantoms, moves with every refit (0.85 to 0.99
+#: for the same disk), while these tests are about detection, outlines, masks and the tables. The phantom tests
+#: use the default Params.
+RULES_ONLY = Params(min_score=0.0)
+
+
 def _radiograph(pixels: np.ndarray, spacing: float | None = 0.1) -> Radiograph:
     if spacing is None:
         return Radiograph(pixels, content_hash="sha256:test")
@@ -64,7 +71,7 @@ def phantom_result() -> tuple[Radiograph, SegmentResult]:
 def ramp_disks() -> tuple[np.ndarray, np.ndarray, SegmentResult]:
     """The four disks on a 1000-level ramp (a tissue range for the marker and faint rules), spacing 0.1 mm."""
     pixels, truth = _disk_image(ramp=1000)
-    return pixels, truth, segment_image(_radiograph(pixels))
+    return pixels, truth, segment_image(_radiograph(pixels), RULES_ONLY)
 
 
 def test_phantom_labels_are_contiguous_int32(phantom_result):
@@ -147,9 +154,9 @@ def test_ramp_disks_are_found(ramp_disks):
 
 
 def test_flat_disks_are_found():
-    """An easy case: four disks (+400) on flat 1000 + N(0, 10), spacing 0.1 mm, default Params, all found."""
+    """An easy case: four disks (+400) on flat 1000 + N(0, 10), spacing 0.1 mm, the rules alone, all found."""
     pixels, _ = _disk_image(ramp=0)
-    result = segment_image(_radiograph(pixels))
+    result = segment_image(_radiograph(pixels), RULES_ONLY)
     _assert_finds_disks(result, tolerance_px=1.0)
 
 
@@ -157,7 +164,7 @@ def test_flat_disk_areas_within_a_blur_ring_of_the_outline():
     """Each sharp disk's area is within a 1.5-pixel ring of its outline: the extent smoothing (sigma 1 px here) and
     the 10% edge fraction, chosen for tapering deposits, put a sharp edge about 1.3 sigma outside, never more."""
     pixels, truth = _disk_image(ramp=0)
-    result = segment_image(_radiograph(pixels))
+    result = segment_image(_radiograph(pixels), RULES_ONLY)
     _assert_finds_disks(result, tolerance_px=1.0)
     for lesion in result.lesions.itertuples():
         inside = (result.labels == lesion.lesion_id) & (truth > 0)

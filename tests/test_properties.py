@@ -70,11 +70,22 @@ def scaled_params(params: Params, factor: float) -> Params:
 
 BASE = scene()
 BASE_RESULT = segment_image(radiograph(BASE))
+#: The engine's rules without the learned score. The scene is no radiograph (its hump reads as bone, its disks
+#: as deposits over it), and the score's verdict on disks this far outside its training phantoms moves with every
+#: refit (0.75 to 0.94 for the same disks): properties that need a fixed count use the rules alone.
+RULES_ONLY = Params(min_score=0.0)
+BASE_RULES_RESULT = segment_image(radiograph(BASE), RULES_ONLY)
 
 
 def test_the_scene_has_its_four_disks() -> None:
-    assert BASE_RESULT.summary["count"] == 4
-    assert sorted(BASE_RESULT.lesions["area_px"]) == pytest.approx(sorted(np.pi * r**2 for *_, r in DISKS), rel=0.35)
+    """Four lesions, each outlined between its disk's edge and 1.5 px beyond it: the outline is drawn where the
+    response falls to a tenth of its peak (``Params.edge_fraction``), about 1.3 px beyond the edge of a sharp
+    disk under the 1 px (0.1 mm) extent smoothing."""
+    assert BASE_RULES_RESULT.summary["count"] == 4
+    areas = np.sort(BASE_RULES_RESULT.lesions["area_px"].to_numpy())
+    radii = np.sort([r for *_, r in DISKS])
+    assert np.all(areas >= np.pi * radii**2)
+    assert np.all(areas <= np.pi * (radii + 1.5) ** 2)
 
 
 # --- never raises -------------------------------------------------------------------------------------------------
@@ -113,17 +124,19 @@ def test_transpose_gives_exactly_the_transposed_labels() -> None:
     assert np.array_equal(result.labels > 0, BASE_RESULT.labels.T > 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: segment_image is not exactly flip-equivariant (outlines differ by a few pixels, areas by up to "
-    "2%, e.g. 301 vs 295 px under fliplr); the background is computed on a copy shrunk by int(smoothing px) with "
-    "cv2.resize, whose grid is anchored at the top-left corner",
-)
-@pytest.mark.parametrize("name", ["fliplr", "flipud", "rot90"])
+@pytest.mark.parametrize("name", sorted(DIHEDRAL))
 def test_flips_and_rotations_give_exactly_the_same_lesions(name: str) -> None:
+    """Every grid, sample, window and line of the engine is centred on the image (docs/robustness.md), so the
+    label map of a transformed film is the transformed label map and every measurement but the orientation and
+    position is the same, lesion for lesion."""
     transform = DIHEDRAL[name]
     result = segment_image(radiograph(transform(BASE)))
     assert np.array_equal(result.labels > 0, transform(BASE_RESULT.labels) > 0)
+    invariant = ["area_px", "area_mm2", "mean_intensity", "max_intensity", "mean_excess", "noise_scale", "burden",
+                 "width_px", "eccentricity", "solidity", "bone_overlap"]  # fmt: skip
+    by_area = result.lesions.sort_values(invariant).reset_index(drop=True)[invariant]
+    base_by_area = BASE_RESULT.lesions.sort_values(invariant).reset_index(drop=True)[invariant]
+    assert np.allclose(by_area.to_numpy(float), base_by_area.to_numpy(float), rtol=1e-9, atol=0)
 
 
 # --- spacing -------------------------------------------------------------------------------------------------------
@@ -162,14 +175,23 @@ _FREE_SPOTS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: adding a clear disk (radius 6 px, +1500) at (128, 128) of the scene lowers the count from "
-    "4 to 3 (no candidate rejected: one of the other disks is no longer found)",
-)
 @FAST
 @given(spot=st.sampled_from(_FREE_SPOTS))
 @example(spot=(128, 128))
 def test_adding_a_clear_lesion_never_lowers_the_count(spot: tuple[int, int]) -> None:
+    """With the full engine, learned score included. (128, 128) used to lower the count from 4 to 3: the scene's
+    disks sit on its brightest background, the noise model's brightest bins were 55 mm^2 each and the disks a
+    sixth of them, so their noise quantile was the disks' own response. Bins now stand for at least
+    ``Params.noise_bin_min_area_mm2`` of film. The score falls with crowding, so a new deposit beside a borderline
+    one may still cost it its acceptance (docs/robustness.md); on this scene it does not."""
     result = segment_image(radiograph(scene((*DISKS, (*spot, 6)))))
     assert result.summary["count"] >= BASE_RESULT.summary["count"]
+
+
+@FAST
+@given(spot=st.sampled_from(_FREE_SPOTS))
+@example(spot=(128, 128))
+def test_adding_a_clear_lesion_adds_exactly_one_with_the_rules_alone(spot: tuple[int, int]) -> None:
+    """Without the learned score, the new disk is found and none of the four is lost."""
+    result = segment_image(radiograph(scene((*DISKS, (*spot, 6)))), RULES_ONLY)
+    assert result.summary["count"] == BASE_RULES_RESULT.summary["count"] + 1

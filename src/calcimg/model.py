@@ -165,6 +165,9 @@ class Params:
         Quantile of the response, per background level, that measures what noise and texture alone reach.
     noise_window_mm : float
         Side of the window over which the local noise-and-texture scale is averaged.
+    noise_bin_min_area_mm2 : float
+        Least area of the field each background-level bin of the noise model stands for (a small crop gets fewer
+        bins): deposits move a bin's quantile only when they cover a tenth of it.
     seed_k : float
         A lesion must rise above the local background by ``seed_k`` times the noise scale somewhere.
     grow_k : float
@@ -233,6 +236,7 @@ class Params:
     extent_smoothing_mm: float = 0.1
     noise_quantile: float = 0.9
     noise_window_mm: float = 10.0
+    noise_bin_min_area_mm2: float = 250.0
     seed_k: float = 6.0
     grow_k: float = 2.0
     edge_fraction: float = 0.1
@@ -241,7 +245,7 @@ class Params:
     min_contrast_k: float = 0.0
     min_relative_excess: float = 0.0
     neighbour_window_mm: float = 4.0
-    min_score: float = 0.9
+    min_score: float = 0.94
     ridge_elongation: float = 4.0
     ridge_max_width_mm: float = 2.0
     fill_holes: bool = True
@@ -287,6 +291,7 @@ class Params:
             "response_pct",
             "paired_support_min_score",
             "marker_min_area_mm2",
+            "noise_bin_min_area_mm2",
         )
         for name in non_negative:
             if not (float(getattr(self, name)) >= 0):

@@ -38,7 +38,17 @@ import numpy as np
 import pandas as pd
 
 from calcimg import __version__
-from calcimg.core import anatomy, candidate_model, classify, matching, measure, morphology, registration, threshold
+from calcimg.core import (
+    anatomy,
+    candidate_model,
+    classify,
+    grid,
+    matching,
+    measure,
+    morphology,
+    registration,
+    threshold,
+)
 from calcimg.core import fov as fov_module
 from calcimg.core.fov import FieldOfView, field_of_view
 from calcimg.errors import ParameterError
@@ -211,13 +221,18 @@ def detect_candidates(
     smoothed = _smooth(image, smooth_px)
     background = _background(smoothed, line_px, params.n_orientations, smooth_px)
     window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
-    response, noise, scale = _response_and_scale(smoothed, background, fov.mask, params.noise_quantile, window_px)
+    bin_px = int(params.noise_bin_min_area_mm2 * px_per_mm**2)
+    response, noise, scale = _response_and_scale(
+        smoothed, background, fov.mask, params.noise_quantile, window_px, bin_px
+    )
     del smoothed  # full-size arrays are dropped as soon as they are used up: peak memory is the film's few copies
     seeds = response > params.seed_k * scale
     seeds &= fov.mask
     # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
     fine = _smooth(image, params.extent_smoothing_mm * px_per_mm)
-    raw_response, _, raw_scale = _response_and_scale(fine, background, fov.mask, params.noise_quantile, window_px)
+    raw_response, _, raw_scale = _response_and_scale(
+        fine, background, fov.mask, params.noise_quantile, window_px, bin_px
+    )
     del fine
     extent = raw_response > params.grow_k * raw_scale
     del raw_scale
@@ -340,11 +355,16 @@ def _smooth(image: np.ndarray, sigma_px: float) -> np.ndarray:
 
 
 def _response_and_scale(
-    image: np.ndarray, background: np.ndarray, fov_mask: np.ndarray, quantile: float, window_px: int
+    image: np.ndarray,
+    background: np.ndarray,
+    fov_mask: np.ndarray,
+    quantile: float,
+    window_px: int,
+    min_bin_pixels: int,
 ) -> tuple[np.ndarray, threshold.NoiseModel, np.ndarray]:
     """What rises above the background, the per-level noise model and the local noise scale of that response."""
     response = cv2.subtract(image, background)
-    noise = threshold.estimate_noise(response, background, fov_mask, quantile)
+    noise = threshold.estimate_noise(response, background, fov_mask, quantile, min_bin_pixels=min_bin_pixels)
     scale = threshold.local_noise_scale(response, threshold.threshold_image(noise, background, 1.0), window_px)
     return response, noise, scale
 
@@ -371,14 +391,12 @@ def _marker_level(levels: dict[str, float], params: Params) -> float:
 def _background(smoothed: np.ndarray, line_px: float, n_orientations: int, smooth_px: float) -> np.ndarray:
     """Line-opening background of the smoothed image, computed on a copy reduced to about one pixel per smoothing
     sigma (the smoothed image holds no finer detail), so that fine-pixel films cost about what coarser ones do.
-    The result never exceeds the smoothed image."""
+    The reduced grid is centred on the image (:mod:`calcimg.core.grid`), so the background of a flipped film is
+    the flipped background. The result never exceeds the smoothed image."""
     factor = max(1, int(smooth_px))
-    if factor == 1:
-        return morphology.line_opening_max(smoothed, line_px, n_orientations)
-    rows, cols = smoothed.shape
-    small = cv2.resize(smoothed, (max(1, cols // factor), max(1, rows // factor)), interpolation=cv2.INTER_AREA)
+    small = grid.shrink(smoothed, factor)
     opened = morphology.line_opening_max(small, line_px / factor, n_orientations)
-    background = cv2.resize(opened, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    background = np.ascontiguousarray(grid.grow(opened, smoothed.shape))
     return np.minimum(background, smoothed, out=background)
 
 
@@ -435,7 +453,7 @@ def _saturation_level(image: np.ndarray, min_pixels: int = 50) -> float:
 def _tissue_levels(background: np.ndarray, fov_mask: np.ndarray) -> dict[str, float]:
     """Background levels of the field of view: air (1st percentile), dark (10th: air or thin soft tissue),
     bright (99.5th: dense bone), and the tissue range bright - dark."""
-    sample = background[::2, ::2][fov_mask[::2, ::2]]
+    sample = grid.centred_sample(background, 2)[grid.centred_sample(fov_mask, 2)]
     if sample.size == 0:
         sample = background.ravel()
     air, dark, bright = np.percentile(sample, [1.0, 10.0, 99.5])

@@ -46,6 +46,28 @@ def test_estimate_noise_learns_only_inside_mask():
     assert np.array_equal(model.scale, reference.scale)
 
 
+def test_min_bin_pixels_sets_how_much_film_a_bin_stands_for():
+    """Bins of at least 30,000 image pixels on a 300 x 300 field: 3 bins asked, 3 given; 45,000 pixels: 2."""
+    response, background, _, _ = _three_level_field()
+    everywhere = np.ones(background.shape, bool)
+    assert len(estimate_noise(response, background, everywhere, n_bins=12, min_bin_pixels=30_000).scale) == 3
+    assert len(estimate_noise(response, background, everywhere, n_bins=12, min_bin_pixels=45_000).scale) == 2
+
+
+def test_a_deposit_cluster_on_the_brightest_level_is_diluted_by_larger_bins():
+    """Deposits covering a sixth of the brightest level's pixels move its 90th percentile to their own
+    response; with bins that must stand for half the field they are under a tenth of their bin and do not."""
+    rng = np.random.default_rng(3)
+    background = np.repeat(np.arange(1000, 1300, 50, dtype=np.uint16), 50)[None, :].repeat(300, axis=0)
+    response = np.round(10 * np.abs(rng.standard_normal(background.shape))).astype(np.uint16)
+    response[:50, -50:] = 1500  # the brightest level is the last 50 columns
+    everywhere = np.ones(background.shape, bool)
+    small_bins = estimate_noise(response, background, everywhere, n_bins=12)
+    large_bins = estimate_noise(response, background, everywhere, n_bins=12, min_bin_pixels=45_000)
+    assert small_bins.scale[-1] == 1500
+    assert large_bins.scale.max() < 3 * HALF_NORMAL_Q90 * 10
+
+
 def test_estimate_noise_scale_at_least_one():
     """A zero response gives the floor scale of one grey level."""
     background = np.full((60, 60), 500, np.uint16)

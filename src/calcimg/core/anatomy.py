@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from calcimg.core import grid
 from calcimg.core.morphology import grey_opening_disk
 
 
@@ -40,13 +41,13 @@ def bone_mask(
     numpy.ndarray
         Boolean mask, the shape of ``background``.
     """
-    rows, cols = background.shape
-    factor = max(1, int(px_per_mm * 0.5))  # work at about 0.5 mm per pixel
-    small = cv2.resize(background, (max(1, cols // factor), max(1, rows // factor)), interpolation=cv2.INTER_AREA)
-    small_fov = cv2.resize(fov_mask.astype(np.uint8), (small.shape[1], small.shape[0]), cv2.INTER_NEAREST) > 0
+    # Work at about 0.5 mm per pixel, on a grid centred on the image (a mirrored film gives the mirrored mask).
+    factor = max(1, int(px_per_mm * 0.5))
+    small = grid.shrink(background, factor)
+    small_fov = grid.shrink(fov_mask.view(np.uint8) * np.uint8(254), factor) >= 127
     baseline = grey_opening_disk(small, baseline_radius_mm * px_per_mm / factor, max_rectangles=6)
     excess = cv2.subtract(small, baseline)
     values = small[small_fov] if small_fov.any() else small.ravel()
     low, high = np.percentile(values, [5.0, 99.5])
     bone_small = (excess > min_excess_fraction * max(high - low, 1.0)) & small_fov
-    return cv2.resize(bone_small.astype(np.uint8), (cols, rows), interpolation=cv2.INTER_NEAREST) > 0
+    return grid.grow_mask(bone_small, background.shape)

@@ -13,6 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from calcimg.core import grid
+
 
 @dataclass
 class FieldOfView:
@@ -83,8 +85,8 @@ def collimation_bands(image: np.ndarray, usable: np.ndarray, max_depth_fraction:
         Band depth in pixels for each side that has one.
     """
     step = max(1, min(image.shape) // 512)
-    small = image[::step, ::step].astype(np.float32)
-    small_usable = usable[::step, ::step]
+    small = grid.centred_sample(image, step).astype(np.float32)
+    small_usable = grid.centred_sample(usable, step)
     values = small[small_usable]
     if values.size < 100:
         return {}

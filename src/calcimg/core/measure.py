@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from calcimg.core import grid
+
 
 def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected labelling of a binary mask.
@@ -187,8 +189,10 @@ def object_widths(labels: np.ndarray, n: int, bboxes: dict[str, np.ndarray] | No
         if not crop.any():
             continue
         distance = cv2.distanceTransform(np.pad(crop, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        # A single pixel is 1 wide: the distance transform gives 1 for it, so width = 2*d - 1.
-        widths[k] = 2 * float(distance.max()) - 1
+        # A single pixel is 1 wide: the distance transform gives 1 for it, so width = 2*d - 1. The exact distance
+        # is the root of a whole number of squared pixels: taken again in float64 from that number, it does not
+        # depend on the float32 rounding of the transform (which differs between a mirrored object and itself).
+        widths[k] = 2 * np.sqrt(np.round(float(distance.max()) ** 2)) - 1
     return widths
 
 
@@ -216,7 +220,9 @@ def neighbour_fraction(mask: np.ndarray, centroids: np.ndarray, areas: np.ndarra
     """Fraction of a ``window_px`` square around each object's centroid covered by *other* objects of ``mask``.
 
     Trabecular texture and noisy regions breed many candidates side by side; a deposit in clean tissue stands
-    alone. Computed on a grid of about ``window_px / 8`` pixel cells, so it costs little on large films.
+    alone. Computed on a grid of about ``window_px / 8`` pixel cells centred on the image (:mod:`.grid`), with a
+    window of an odd number of cells, read between cells at the centroid, so it costs little on large films and a
+    mirrored film gives the same fractions.
 
     Parameters
     ----------
@@ -238,17 +244,23 @@ def neighbour_fraction(mask: np.ndarray, centroids: np.ndarray, areas: np.ndarra
     --------
     >>> mask = np.zeros((40, 40), bool); mask[4:6, 4:6] = True; mask[20:40:3, 20:40:3] = True
     >>> neighbour_fraction(mask, np.array([[4.5, 4.5], [29.0, 29.0]]), np.array([4, 1]), 16.0).round(2).tolist()
-    [0.0, 0.14]
+    [0.0, 0.11]
     """
     if not len(centroids):
         return np.zeros(0)
-    cell = max(1, int(window_px / 8))
+    cell = grid.symmetric_factor(mask.shape, int(window_px / 8))
     rows, cols = mask.shape
-    full = np.multiply(mask.view(np.uint8), 255, dtype=np.uint8)
-    small = cv2.resize(full, (max(1, cols // cell), max(1, rows // cell)), interpolation=cv2.INTER_AREA)
-    side = max(1, int(round(window_px / cell)))
+    small = grid.block_mean(np.multiply(mask.view(np.uint8), 255, dtype=np.uint8), cell)
+    side = max(1, int(round(window_px / cell))) | 1  # odd: centred on its cell
     covered = cv2.boxFilter(small.astype(np.float32) / 255.0, -1, (side, side), borderType=cv2.BORDER_CONSTANT)
-    r = np.clip((centroids[:, 0] / cell).astype(int), 0, small.shape[0] - 1)
-    c = np.clip((centroids[:, 1] / cell).astype(int), 0, small.shape[1] - 1)
+    # Read between cells (bilinear) at each centroid, so that a mirrored film reads the mirrored value.
+    r = np.clip(grid.block_coordinates(centroids[:, 0], rows, cell), 0, small.shape[0] - 1)
+    c = np.clip(grid.block_coordinates(centroids[:, 1], cols, cell), 0, small.shape[1] - 1)
+    r0, c0 = np.floor(r).astype(int), np.floor(c).astype(int)
+    r1, c1 = np.minimum(r0 + 1, small.shape[0] - 1), np.minimum(c0 + 1, small.shape[1] - 1)
+    wr, wc = r - r0, c - c0
+    at_centroid = (1 - wr) * ((1 - wc) * covered[r0, c0] + wc * covered[r0, c1]) + wr * (
+        (1 - wc) * covered[r1, c0] + wc * covered[r1, c1]
+    )
     own = np.asarray(areas, float) / float(side * cell) ** 2
-    return np.clip(covered[r, c] - own, 0.0, 1.0)
+    return np.clip(at_centroid - own, 0.0, 1.0)

@@ -4,7 +4,8 @@ Quantum noise on a radiograph depends on the signal, and bone adds its trabecula
 cannot serve soft tissue and bone. The response (what rises above the background) is therefore described per
 level of the local background: sampled pixels are put into bins of equal population by background level, and in
 each bin a high quantile of the response (by default the 90th percentile) measures what noise and texture alone
-reach there; lesions cover far less than a tenth of any bin, so they do not move it. A pixel is a seed when its
+reach there. Deposits would move it if they covered a tenth of a bin, so each bin must stand for a large enough
+part of the film (``min_bin_pixels``; on a small crop, fewer bins are used). A pixel is a seed when its
 response exceeds ``seed_k`` times that noise scale at its background level, and belongs to a lesion while it
 exceeds ``grow_k`` times it. The quantiles come from exact integer histograms, not sorting.
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from calcimg.core import grid
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ def estimate_noise(
     n_bins: int = 12,
     stride: int = 2,
     min_count: int = 500,
+    min_bin_pixels: int = 0,
 ) -> NoiseModel:
     """Fit the response's noise scale as a function of the background level.
 
@@ -87,9 +91,14 @@ def estimate_noise(
     n_bins : int
         Number of background-level bins of equal population.
     stride : int
-        Sample every ``stride``-th row and column (the statistics need far fewer pixels than an image has).
+        Sample every ``stride``-th row and column, counted from both edges (:func:`calcimg.core.grid.centred_indices`;
+        the statistics need far fewer pixels than an image has, and a mirrored image gives the same sample).
     min_count : int
         Fewest sampled pixels per bin; fewer bins are used on small images.
+    min_bin_pixels : int
+        Fewest image pixels a bin must stand for (a sampled pixel stands for ``stride**2``): a cluster of
+        deposits at one background level then cannot make a tenth of its bin, unless it covers a tenth of that
+        area.
 
     Returns
     -------
@@ -104,17 +113,20 @@ def estimate_noise(
     >>> [round(float(s) / 1.645) for s in model.scale]  # the 90th percentile of |N(0, s)| is 1.645 s
     [10, 40]
     """
-    sample = (slice(None, None, stride), slice(None, None, stride))
-    values = response[sample][mask[sample]]
-    levels = background[sample][mask[sample]]
+    sampled_mask = grid.centred_sample(mask, stride)
+    values = grid.centred_sample(response, stride)[sampled_mask]
+    levels = grid.centred_sample(background, stride)[sampled_mask]
+    pixels_per_sample = stride**2
     if values.size < min_count:  # tiny or almost fully masked image: learn from every pixel given
         values = response[mask] if mask.any() else response.ravel()
         levels = background[mask] if mask.any() else background.ravel()
+        pixels_per_sample = 1
     if values.size == 0:
         return NoiseModel(np.zeros(1), np.ones(1), np.zeros(1, np.int64), quantile)
     values = values.astype(np.int64)
     levels = levels.astype(np.int64)
-    n_bins = max(1, min(n_bins, values.size // max(min_count, 1)))
+    per_bin = max(min_count, -(-int(min_bin_pixels) // pixels_per_sample), 1)
+    n_bins = max(1, min(n_bins, values.size // per_bin))
     edges = np.unique(np.quantile(levels, np.linspace(0, 1, n_bins + 1)[1:-1]))
     bins = np.searchsorted(edges, levels, side="right")
     n_bins = len(edges) + 1
@@ -154,7 +166,7 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     level_scale : numpy.ndarray
         Noise scale of each pixel's background level (``threshold_image(model, background, 1.0)``).
     window_px : int
-        Side of the averaging window (odd is not required).
+        Side of the averaging window; an even side is made odd (one more), so the window is centred.
     clip_k : float
         Clip level in units of ``level_scale``.
 
@@ -176,7 +188,8 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     clipped = cv2.min(response.astype(np.uint16, copy=False), clip).astype(np.float32)
     del clip
     np.square(clipped, out=clipped)
-    local = cv2.blur(clipped, (int(window_px), int(window_px)), borderType=cv2.BORDER_REFLECT)
+    side = int(window_px) | 1
+    local = cv2.blur(clipped, (side, side), borderType=cv2.BORDER_REFLECT)
     del clipped
     np.sqrt(local, out=local)
     return np.maximum(local, np.float32(1.0), out=local)
