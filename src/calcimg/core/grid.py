@@ -132,9 +132,31 @@ def centred_indices(side: int, stride: int) -> np.ndarray:
     return index[np.minimum(index, side - 1 - index) % max(1, stride) == 0]
 
 
+def _centred_slices(side: int, stride: int) -> list[slice]:
+    """:func:`centred_indices` as (at most) two slices: the steps from the start and those from the end."""
+    index = centred_indices(side, stride)
+    first = index[index <= (side - 1) / 2]
+    second = index[index > (side - 1) / 2]
+    return [slice(int(part[0]), int(part[-1]) + 1, stride) for part in (first, second) if len(part)]
+
+
+def centred_views(image: np.ndarray, stride: int) -> list[np.ndarray]:
+    """The pixels of :func:`centred_sample` as (at most) four strided views, no copy: the blocks of rows from the
+    top and from the bottom by columns from the left and from the right."""
+    rows, cols = image.shape
+    return [image[r, c] for r in _centred_slices(rows, stride) for c in _centred_slices(cols, stride)]
+
+
 def centred_sample(image: np.ndarray, stride: int) -> np.ndarray:
-    """The pixels at :func:`centred_indices` rows and columns (a 2-D copy)."""
+    """The pixels at :func:`centred_indices` rows and columns (a 2-D copy; the image itself for a stride of 1).
+
+    Examples
+    --------
+    >>> centred_sample(np.arange(25).reshape(5, 5), 2).tolist()
+    [[0, 2, 4], [10, 12, 14], [20, 22, 24]]
+    """
     if stride <= 1:
         return image
     rows, cols = image.shape
-    return image[np.ix_(centred_indices(rows, stride), centred_indices(cols, stride))]
+    row_slices, col_slices = _centred_slices(rows, stride), _centred_slices(cols, stride)
+    return np.block([[image[r, c] for c in col_slices] for r in row_slices])
