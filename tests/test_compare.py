@@ -139,7 +139,7 @@ def test_shifted_follow_up_is_registered_and_matched():
 
 def test_uncalibrated_visit_needs_review():
     pixels = _with_disks(_film(3), BASE_DISKS)
-    result = compare_pair(_radiograph(pixels, None, "a"), _radiograph(pixels, None, "b"))
+    result = compare_pair(_radiograph(pixels, None, "a"), _radiograph(pixels, None, "b"), RULES_ONLY)
     summary = result.summary
     assert summary["needs_review"] is True
     assert any("uncalibrated" in reason for reason in summary["review_reasons"])
@@ -151,7 +151,7 @@ def test_unrelated_films_are_flagged_not_matched():
     pre = _with_disks(_film(4), BASE_DISKS)
     rng = np.random.default_rng(9)
     noise = np.clip(rng.normal(2000, 300, (400, 400)), 0, 65535).astype(np.uint16)
-    result = compare_pair(_radiograph(pre, name="a"), _radiograph(noise, name="b"))
+    result = compare_pair(_radiograph(pre, name="a"), _radiograph(noise, name="b"), RULES_ONLY)
     assert result.summary["registration"]["ok"] is False
     assert result.summary["needs_review"] is True
     assert any(reason.startswith("registration") for reason in result.summary["review_reasons"])

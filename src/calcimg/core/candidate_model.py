@@ -153,17 +153,23 @@ def tree_log_odds(values: np.ndarray, trees: dict[str, Any], max_depth: int) -> 
         np.asarray(trees[name]) for name in ("feature", "threshold", "left", "right", "value")
     )
     x = np.asarray(values, np.float64)
-    n_trees = feature.shape[0]
-    rows = np.arange(len(x))[None, :]
-    tree_index = np.arange(n_trees)[:, None]
-    node = np.zeros((n_trees, len(x)), np.int64)
+    n, n_trees, n_nodes = len(x), feature.shape[0], feature.shape[1]
+    # All trees as one flat array of nodes. A leaf points to itself on both sides and tests feature 0 against
+    # +inf, so every row can take exactly max_depth steps without asking where it is; indices are flat.
+    at_leaf = feature < 0
+    first = (np.arange(n_trees) * n_nodes)[:, None]
+    itself = first + np.arange(n_nodes)[None, :]
+    left_flat = np.where(at_leaf, itself, first + left).ravel()
+    right_flat = np.where(at_leaf, itself, first + right).ravel()
+    feature_flat = np.where(at_leaf, 0, feature).ravel()
+    threshold_flat = np.where(at_leaf, np.inf, threshold).ravel()
+    by_feature = np.ascontiguousarray(x.T).ravel()  # value of feature f for row r at f * n + r
+    rows = np.tile(np.arange(n), n_trees)
+    node = np.repeat(first.ravel(), n)  # every tree's root, for every row
     for _ in range(max_depth):
-        split = feature[tree_index, node]
-        at_leaf = split < 0
-        goes_left = x[rows, np.maximum(split, 0)] <= threshold[tree_index, node]
-        child = np.where(goes_left, left[tree_index, node], right[tree_index, node])
-        node = np.where(at_leaf, node, child)
-    return leaf_value[tree_index, node].sum(axis=0)
+        goes_left = by_feature[feature_flat[node] * n + rows] <= threshold_flat[node]
+        node = np.where(goes_left, left_flat[node], right_flat[node])
+    return leaf_value.ravel()[node].reshape(n_trees, n).sum(axis=0)
 
 
 def candidate_scores(features: pd.DataFrame, model: dict[str, Any] | None = None) -> np.ndarray:
