@@ -453,8 +453,7 @@ def _saturation_level(image: np.ndarray, min_pixels: int = 50) -> float:
 def _tissue_levels(background: np.ndarray, fov_mask: np.ndarray) -> dict[str, float]:
     """Background levels of the field of view: air (1st percentile), dark (10th: air or thin soft tissue),
     bright (99.5th: dense bone), and the tissue range bright - dark."""
-    masks = grid.centred_views(fov_mask, 2)
-    sample = np.concatenate([view[m] for view, m in zip(grid.centred_views(background, 2), masks, strict=True)])
+    sample = grid.centred_masked_sample(background, fov_mask, 2)
     if sample.size == 0:
         sample = background.ravel()
     air, dark, bright = np.percentile(sample, [1.0, 10.0, 99.5])

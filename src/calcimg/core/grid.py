@@ -147,6 +147,20 @@ def centred_views(image: np.ndarray, stride: int) -> list[np.ndarray]:
     return [image[r, c] for r in _centred_slices(rows, stride) for c in _centred_slices(cols, stride)]
 
 
+def centred_masked_sample(image: np.ndarray, mask: np.ndarray, stride: int) -> np.ndarray:
+    """The pixels of :func:`centred_sample` where ``mask`` is set, as a 1-D array (in the same order for every
+    image of the same shape and mask).
+
+    Examples
+    --------
+    >>> image = np.arange(25).reshape(5, 5)
+    >>> sorted(centred_masked_sample(image, image % 2 == 0, 2).tolist())
+    [0, 2, 4, 10, 12, 14, 20, 22, 24]
+    """
+    views = zip(centred_views(image, stride), centred_views(mask, stride), strict=True)
+    return np.concatenate([view[inside] for view, inside in views])
+
+
 def centred_sample(image: np.ndarray, stride: int) -> np.ndarray:
     """The pixels at :func:`centred_indices` rows and columns (a 2-D copy; the image itself for a stride of 1).
 

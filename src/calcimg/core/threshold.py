@@ -113,9 +113,8 @@ def estimate_noise(
     >>> [round(float(s) / 1.645) for s in model.scale]  # the 90th percentile of |N(0, s)| is 1.645 s
     [10, 40]
     """
-    masks = grid.centred_views(mask, stride)
-    values = np.concatenate([view[m] for view, m in zip(grid.centred_views(response, stride), masks, strict=True)])
-    levels = np.concatenate([view[m] for view, m in zip(grid.centred_views(background, stride), masks, strict=True)])
+    values = grid.centred_masked_sample(response, mask, stride)
+    levels = grid.centred_masked_sample(background, mask, stride)
     pixels_per_sample = stride**2
     if values.size < min_count:  # tiny or almost fully masked image: learn from every pixel given
         values = response[mask] if mask.any() else response.ravel()
