@@ -134,7 +134,9 @@ def test_shifted_follow_up_is_registered_and_matched():
     # Follow-up pixel (x, y) maps to baseline (x + 7, y - 12).
     assert matrix[0, 2] == pytest.approx(7, abs=0.7)
     assert matrix[1, 2] == pytest.approx(-12, abs=0.7)
-    assert set(result.matches["change_class"]) == {"stable"}
+    # np.roll wraps the film, leaving a seam along two edges; a spot on it lies outside the other film's field.
+    assert set(result.matches["change_class"]) - {"outside_field"} == {"stable"}
+    assert (result.matches["change_class"] == "stable").sum() == 2 * len(BASE_DISKS)
 
 
 def test_uncalibrated_visit_needs_review():

@@ -153,10 +153,12 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     """Noise-and-texture scale of the neighbourhood of every pixel.
 
     The root-mean-square response over a ``window_px`` square (the RMS, unlike the mean, is not fooled by a
-    response that is zero almost everywhere and noisy in sparse spots), after clipping each pixel at ``clip_k``
-    times the noise scale of its background level, so that a lesion in the window barely raises it while
-    trabecular texture or a noisy region does. The result is never below one grey level. Bone texture and smooth
-    soft tissue can share a background level, so the level's own scale is only a clip, never a floor.
+    response that is zero almost everywhere and noisy in sparse spots) of the pixels whose response is at most
+    ``clip_k`` times the noise scale of their background level: a deposit's own pixels are left out (a normalised
+    convolution), so a deposit does not raise the threshold of its neighbours, while trabecular texture or a noisy
+    region does. A window with no pixel under the clip takes the clip. The result is never below one grey level.
+    Bone texture and smooth soft tissue can share a background level, so the level's own scale is only a clip,
+    never a floor.
 
     Parameters
     ----------
@@ -184,11 +186,20 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     # The clip is taken on integers (exact for an integer clip_k, rounded otherwise) and only the clipped
     # response is made float: two full-size float copies at most, not four.
     clip = cv2.multiply(level_scale.astype(np.uint16, copy=False), np.float64(clip_k), dtype=cv2.CV_16U)
-    clipped = cv2.min(response.astype(np.uint16, copy=False), clip).astype(np.float32)
-    del clip
-    np.square(clipped, out=clipped)
+    above = cv2.compare(response.astype(np.uint16, copy=False), clip, cv2.CMP_GT)  # 255 where left out
+    kept = response.astype(np.float32)
+    kept[above > 0] = 0.0
+    np.square(kept, out=kept)
     side = int(window_px) | 1
-    local = cv2.blur(clipped, (side, side), borderType=cv2.BORDER_REFLECT)
-    del clipped
+    local = cv2.blur(kept, (side, side), borderType=cv2.BORDER_REFLECT)  # mean square of the kept pixels x share
+    del kept
+    # Share of each window that was kept (exact: sums of whole numbers), and the mean over the kept pixels only.
+    share = cv2.boxFilter(cv2.bitwise_not(above), cv2.CV_32F, (side, side), borderType=cv2.BORDER_REFLECT)
+    np.multiply(share, np.float32(1.0 / 255.0), out=share)
+    none_kept = share < np.float32(1e-3)
+    np.divide(local, share, out=local, where=~none_kept)
+    del share
+    # A window with nothing at or under the clip (inside a large bright region) takes the clip itself.
+    local[none_kept] = np.square(clip[none_kept].astype(np.float32))
     np.sqrt(local, out=local)
     return np.maximum(local, np.float32(1.0), out=local)
