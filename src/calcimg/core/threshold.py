@@ -192,9 +192,10 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     np.square(kept, out=kept)
     side = int(window_px) | 1
     local = cv2.blur(kept, (side, side), borderType=cv2.BORDER_REFLECT)  # mean square of the kept pixels x share
-    del kept
-    # Share of each window that was kept (exact: sums of whole numbers), and the mean over the kept pixels only.
-    share = cv2.boxFilter(cv2.bitwise_not(above), cv2.CV_32F, (side, side), borderType=cv2.BORDER_REFLECT)
+    # Share of each window that was kept (exact: sums of whole numbers), and the mean over the kept pixels only;
+    # written over the squares, which are used up (one full-size float array less at the peak).
+    share = cv2.boxFilter(cv2.bitwise_not(above), cv2.CV_32F, (side, side), dst=kept, borderType=cv2.BORDER_REFLECT)
+    del above
     np.multiply(share, np.float32(1.0 / 255.0), out=share)
     none_kept = share < np.float32(1e-3)
     np.divide(local, share, out=local, where=~none_kept)
