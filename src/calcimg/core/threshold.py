@@ -183,8 +183,8 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     >>> round(float(scale[25, 10]), 2), round(float(scale[25, 40]), 2)
     (1.0, 9.0)
     """
-    # The clip is taken on integers (exact for an integer clip_k, rounded otherwise) and only the clipped
-    # response is made float: two full-size float copies at most, not four.
+    # The clip is taken on integers (exact for an integer clip_k, rounded otherwise); two full-size float arrays at
+    # most: the squares (then reused for the window share) and the result.
     clip = cv2.multiply(level_scale.astype(np.uint16, copy=False), np.float64(clip_k), dtype=cv2.CV_16U)
     above = cv2.compare(response.astype(np.uint16, copy=False), clip, cv2.CMP_GT)  # 255 where left out
     kept = response.astype(np.float32)
@@ -199,7 +199,7 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     np.multiply(share, np.float32(1.0 / 255.0), out=share)
     none_kept = share < np.float32(1e-3)
     np.divide(local, share, out=local, where=~none_kept)
-    del share
+    del share, kept
     # A window with nothing at or under the clip (inside a large bright region) takes the clip itself.
     local[none_kept] = np.square(clip[none_kept].astype(np.float32))
     np.sqrt(local, out=local)
