@@ -42,14 +42,19 @@ def test_block_mean_refuses_a_factor_that_cannot_tile_symmetrically():
         block_mean(np.zeros((5, 6), np.uint16), 2)
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    rows=st.integers(1, 90),
-    cols=st.integers(1, 90),
-    factor=st.integers(1, 8),
-    seed=st.integers(0, 2**16),
-    name=st.sampled_from(sorted(FLIPS)),
+#: Random images of any shape up to 90 x 90, a reduction factor and one of the flips and turns.
+MIRROR_CASES = settings(max_examples=40, deadline=None)(
+    given(
+        rows=st.integers(1, 90),
+        cols=st.integers(1, 90),
+        factor=st.integers(1, 8),
+        seed=st.integers(0, 2**16),
+        name=st.sampled_from(sorted(FLIPS)),
+    )
 )
+
+
+@MIRROR_CASES
 def test_shrink_and_grow_mirror_with_the_image(rows, cols, factor, seed, name):
     """Shrinking and growing a flipped or turned image gives the flipped or turned results, exactly, for grey
     levels and masks, on any shape and factor."""
@@ -65,19 +70,12 @@ def test_shrink_and_grow_mirror_with_the_image(rows, cols, factor, seed, name):
     )
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    rows=st.integers(1, 90),
-    cols=st.integers(1, 90),
-    wanted=st.integers(1, 8),
-    seed=st.integers(0, 2**16),
-    name=st.sampled_from(sorted(FLIPS)),
-)
-def test_block_mean_mirrors_with_the_image(rows, cols, wanted, seed, name):
+@MIRROR_CASES
+def test_block_mean_mirrors_with_the_image(rows, cols, factor, seed, name):
     flip = FLIPS[name]
     image = np.random.default_rng(seed).integers(0, 60000, (rows, cols)).astype(np.uint16)
-    factor = symmetric_factor(image.shape, wanted)
-    assert np.array_equal(block_mean(np.ascontiguousarray(flip(image)), factor), flip(block_mean(image, factor)))
+    block = symmetric_factor(image.shape, factor)
+    assert np.array_equal(block_mean(np.ascontiguousarray(flip(image)), block), flip(block_mean(image, block)))
 
 
 def test_shrink_by_two_is_the_block_mean_and_grow_keeps_a_constant():

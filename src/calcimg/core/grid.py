@@ -21,13 +21,13 @@ import cv2
 import numpy as np
 
 
-def shrunk_shape(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
+def _shrunk_shape(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
     """(rows, cols) of :func:`shrink`: each side divided by ``factor``, rounded half up, at least 1."""
     return tuple(max(1, int(side / factor + 0.5)) for side in shape[:2])  # type: ignore[return-value]
 
 
 def shrink(image: np.ndarray, factor: float) -> np.ndarray:
-    """The image resampled to :func:`shrunk_shape` (bilinear on a centred grid; the image itself for a factor <= 1).
+    """The image resampled to ``_shrunk_shape`` (bilinear on a centred grid; the image itself for a factor <= 1).
 
     Examples
     --------
@@ -37,7 +37,7 @@ def shrink(image: np.ndarray, factor: float) -> np.ndarray:
     """
     if factor <= 1:
         return image
-    rows, cols = shrunk_shape(image.shape, factor)
+    rows, cols = _shrunk_shape(image.shape, factor)
     return cv2.resize(image, (cols, rows), interpolation=cv2.INTER_LINEAR_EXACT)
 
 

@@ -169,7 +169,7 @@ class _ShearedOpenings:
     def __init__(self, image: np.ndarray) -> None:
         self.image = image
         rows, _ = image.shape
-        self.max_shift = int(_symmetric_round(np.array([(rows - 1) / 2.0]))[0])
+        self.max_shift = rows // 2  # the largest shift: slope 1 at the first or last row, (rows - 1) / 2 rounded up
         self.padded = cv2.copyMakeBorder(image, 0, 0, 2 * self.max_shift, 2 * self.max_shift, cv2.BORDER_REPLICATE)
 
     def open(self, slope: float, length: float) -> np.ndarray:
