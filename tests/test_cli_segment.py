@@ -131,6 +131,20 @@ def test_segment_missing_file_is_reported(images, tmp_path, capsys):
     assert all(path.is_file() for path in _outputs(out, images[1].stem))
 
 
+def test_segment_of_only_bad_files_points_to_no_results(images, tmp_path, capsys):
+    """When every image fails nothing is written, so no "results in" line points to an empty place."""
+    bad = images[0].parent / "broken_scan.tif"
+    bad.write_bytes(b"this is not an image at all")
+    out = tmp_path / "out"
+    assert main(["segment", str(bad), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "broken_scan.tif" in captured.err
+    assert "results in" not in captured.out
+    assert not out.exists()
+    assert main(["segment", str(images[0]), "--out", str(out)]) == 0
+    assert f"results in {out}" in capsys.readouterr().out
+
+
 def test_params_prints_json_that_params_reads_back(images, tmp_path, capsys):
     """`calcimg params` prints the default Params as JSON; an edited copy passed with --params is used."""
     assert main(["params"]) == 0

@@ -142,7 +142,7 @@ def _run_segment(args: argparse.Namespace) -> int:
                 else f"{summary['total_area_px']} px (uncalibrated)"
             )
             print(f"{image}: {summary['count']} lesion(s), {area}, spacing from {summary['spacing_source']}")
-    if not args.quiet:
+    if not args.quiet and failures < len(args.images):  # nothing was written when every image failed
         print(f"results in {args.out}")
     return 1 if failures else 0
 
