@@ -396,7 +396,7 @@ def _background(smoothed: np.ndarray, line_px: float, n_orientations: int, smoot
     factor = max(1, int(smooth_px))
     small = grid.shrink(smoothed, factor)
     opened = morphology.line_opening_max(small, line_px / factor, n_orientations)
-    background = np.ascontiguousarray(grid.grow(opened, smoothed.shape))
+    background = grid.grow(opened, smoothed.shape)
     return np.minimum(background, smoothed, out=background)
 
 

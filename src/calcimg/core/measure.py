@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from calcimg.core import grid
 
@@ -254,13 +255,7 @@ def neighbour_fraction(mask: np.ndarray, centroids: np.ndarray, areas: np.ndarra
     side = max(1, int(round(window_px / cell))) | 1  # odd: centred on its cell
     covered = cv2.boxFilter(small.astype(np.float32) / 255.0, -1, (side, side), borderType=cv2.BORDER_CONSTANT)
     # Read between cells (bilinear) at each centroid, so that a mirrored film reads the mirrored value.
-    r = np.clip(grid.block_coordinates(centroids[:, 0], rows, cell), 0, small.shape[0] - 1)
-    c = np.clip(grid.block_coordinates(centroids[:, 1], cols, cell), 0, small.shape[1] - 1)
-    r0, c0 = np.floor(r).astype(int), np.floor(c).astype(int)
-    r1, c1 = np.minimum(r0 + 1, small.shape[0] - 1), np.minimum(c0 + 1, small.shape[1] - 1)
-    wr, wc = r - r0, c - c0
-    at_centroid = (1 - wr) * ((1 - wc) * covered[r0, c0] + wc * covered[r0, c1]) + wr * (
-        (1 - wc) * covered[r1, c0] + wc * covered[r1, c1]
-    )
+    where = [grid.block_coordinates(centroids[:, 0], rows, cell), grid.block_coordinates(centroids[:, 1], cols, cell)]
+    at_centroid = ndimage.map_coordinates(covered.astype(np.float64), where, order=1, mode="nearest")
     own = np.asarray(areas, float) / float(side * cell) ** 2
     return np.clip(at_centroid - own, 0.0, 1.0)
