@@ -211,8 +211,8 @@ class Params:
     registration_model : str
         "similarity" (rotation, isotropic scale, shift) or "affine": how the follow-up is aligned to the baseline.
     match_distance_mm : float
-        Lesions of the two visits whose centroids lie within this distance (in the baseline frame) are matched
-        even when their outlines do not overlap.
+        A lesion that overlaps no lesion of the other visit is matched to the nearest one within this distance
+        (in the baseline frame, between their nearest pixels, or centroids for a lesion the warping dropped).
     change_band : float
         Relative area change of a matched lesion (group) beyond which it is "grown" or "shrunk" (0.2 = 20%).
     progression_pct, response_pct : float

@@ -39,7 +39,7 @@ def scene() -> tuple[np.ndarray, np.ndarray]:
     post[1:5, 6:10] = 2
     pre[1:5, 12:16] = 3  # shrunk: 16 -> 4 px
     post[2:4, 13:15] = 3
-    pre[7:9, 1:3] = 4  # resolved
+    pre[1:3, 22:24] = 4  # resolved (more than 2 mm from every follow-up lesion)
     pre[7:11, 6:13] = 5  # splits into post 5 and 6: 28 -> 24 px (stable)
     post[7:11, 6:9] = 5
     post[7:11, 10:13] = 6
@@ -114,6 +114,24 @@ def test_distance_criterion(scene) -> None:
     # uncalibrated: the distance is taken at the nominal 0.15 mm per pixel (3 px = 0.45 mm)
     uncal = match_lesions(table(pre), table(post), pre, post, distance_mm=0.5, pre_spacing_mm=None)
     assert by_lesion(uncal)[("pre", 8)].change_class == "stable"
+
+
+def test_a_fragment_links_to_the_lesion_whose_outline_is_near() -> None:
+    """A follow-up fragment of a large deposit, 1.5 mm from its outline but 6 mm from its centroid, is part of the
+    deposit's group, not a new lesion; 2.5 mm from the outline it is new."""
+    pre = np.zeros((20, 40), np.int32)
+    post = np.zeros((20, 40), np.int32)
+    pre[5:15, 5:17] = 1  # a 6 x 5 mm deposit, centroid at column 10.5
+    post[5:15, 5:15] = 1  # it shrinks ...
+    post[9:11, 19:21] = 2  # ... and leaves a fragment: 3 px (1.5 mm) from its outline, 9 px from its centroid
+    post[9:11, 34:36] = 3  # 18 px (9 mm) away: new
+    rows = by_lesion(match_lesions(table(pre), table(post), pre, post, distance_mm=2.0, pre_spacing_mm=SPACING))
+    assert rows[("post", 2)].matched_ids == "1"
+    assert rows[("post", 2)].matched_by == "distance"
+    assert rows[("post", 2)].group_id == rows[("post", 1)].group_id == rows[("pre", 1)].group_id
+    assert rows[("post", 3)].change_class == "new"
+    narrow = by_lesion(match_lesions(table(pre), table(post), pre, post, distance_mm=1.0, pre_spacing_mm=SPACING))
+    assert narrow[("post", 2)].change_class == "new"
 
 
 def test_the_distance_link_goes_to_the_nearest_lesion_only() -> None:

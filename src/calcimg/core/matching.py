@@ -2,10 +2,11 @@
 
 Lesions are matched in the baseline frame: a baseline lesion and a follow-up lesion are linked when their outlines
 overlap (the follow-up's label map carried into the baseline frame by the registration), or, for a lesion that
-overlaps nothing (small deposits and registration error), when the centroid of the nearest lesion of the other
-visit lies within ``distance_mm``. The connected components of this bipartite graph are the match groups, so a
-deposit that splits or merges forms one group. Areas are compared as each visit measured them on its own pixels,
-never on the resampled label map.
+overlaps nothing, to the lesion of the other visit nearest to it when that lies within ``distance_mm``: nearest
+pixel to nearest pixel (a fragment of a deposit that split or was segmented in pieces lies near the deposit's
+outline, however far from its centroid), or centroid to centroid for a small lesion the warping dropped. The
+connected components of this bipartite graph are the match groups, so a deposit that splits or merges forms one
+group. Areas are compared as each visit measured them on its own pixels, never on the resampled label map.
 
 The pair categories follow Valenzuela et al. (Semin Arthritis Rheum 2022) for progression and improvement and
 Narvaez et al. (Autoimmun Rev 2019) for the radiologic response.
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 import pandas as pd
-from scipy import sparse
+from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 
 from calcimg.model import NOMINAL_SPACING_MM
@@ -157,6 +159,43 @@ def _nearest_links(
     return links
 
 
+def _gap_links(from_labels: np.ndarray, to_labels: np.ndarray, ids: np.ndarray, limit_px: float) -> dict[int, int]:
+    """For each lesion ``ids[k]`` of ``from_labels``, the lesion of ``to_labels`` (same frame) whose nearest pixel
+    lies closest to it, when within ``limit_px`` (pixel centre to pixel centre): ``{k: to_label}``. Lesions it
+    shares pixels with are left out: their overlap was too small to link them.
+
+    Each lesion is looked at in its bounding box padded by the limit, so the cost follows the lesions.
+
+    Examples
+    --------
+    >>> a = np.zeros((5, 12), np.int32); a[2, 1:3] = 7
+    >>> b = np.zeros((5, 12), np.int32); b[2, 5:11] = 3
+    >>> _gap_links(a, b, np.array([7]), 3.0), _gap_links(a, b, np.array([7]), 2.5)
+    ({0: 3}, {})
+    """
+    links: dict[int, int] = {}
+    if len(ids) == 0 or not to_labels.any():
+        return links
+    boxes = ndimage.find_objects(from_labels)
+    pad = int(np.ceil(limit_px)) + 1
+    for k, lesion_id in enumerate(ids):
+        box = boxes[lesion_id - 1] if 0 < lesion_id <= len(boxes) else None
+        if box is None:  # not in the label map (dropped by warping): the centroid rule decides
+            continue
+        window = tuple(slice(max(side.start - pad, 0), side.stop + pad) for side in box)
+        other = to_labels[window]
+        own = from_labels[window] == lesion_id
+        # lesions it grazes were judged by their overlap (too small to link): not linked here either
+        near = (other > 0) & ~np.isin(other, other[own])
+        if not near.any():
+            continue
+        distance = cv2.distanceTransform((~own).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[near]
+        nearest = int(np.argmin(distance))
+        if distance[nearest] <= limit_px:
+            links[k] = int(other[near][nearest])
+    return links
+
+
 def _inside(mask: np.ndarray | None, rc: np.ndarray) -> np.ndarray:
     """Whether each (row, col) point lies in ``mask`` (True everywhere when no mask)."""
     if mask is None:
@@ -202,8 +241,9 @@ def match_lesions(
     post_labels_in_pre : numpy.ndarray
         Follow-up label map carried into the baseline frame (:func:`calcimg.core.registration.warp_labels`).
     distance_mm : float
-        A lesion that overlaps no lesion of the other visit is linked to the nearest one whose centroid lies
-        within this distance (baseline frame).
+        A lesion that overlaps no lesion of the other visit is linked to the one nearest to it within this
+        distance (baseline frame): measured between their nearest pixels, or between centroids when the lesion
+        has no pixel in its label map (dropped by warping) or none lies near enough.
     pre_spacing_mm : float or None
         Baseline pixel spacing (None when uncalibrated: :data:`NOMINAL_SPACING_MM` is assumed for the distance).
     change_band : float
@@ -287,8 +327,20 @@ def match_lesions(
     limit_px = float(distance_mm) / spacing
     linked_pre = {i for i, _ in links}
     linked_post = {j for _, j in links}
-    lone_pre = np.array([i for i in range(n_pre) if i not in linked_pre], dtype=np.int64)
-    lone_post = np.array([j for j in range(n_post) if j not in linked_post], dtype=np.int64)
+    lone_pre = [i for i in range(n_pre) if i not in linked_pre]
+    lone_post = [j for j in range(n_post) if j not in linked_post]
+    # A lone lesion is linked to the lesion of the other visit nearest to its outline (a fragment of a deposit
+    # that split, or a neighbour displaced by registration error), else to the nearest centroid.
+    for i, other in _gap_links(pre_labels, post_labels_in_pre, pre_ids[lone_pre], limit_px).items():
+        if other in post_index:
+            links.setdefault((lone_pre[i], post_index[other]), "distance")
+    for j, other in _gap_links(post_labels_in_pre, pre_labels, post_ids[lone_post], limit_px).items():
+        if other in pre_index:
+            links.setdefault((pre_index[other], lone_post[j]), "distance")
+    linked_pre = {i for i, _ in links}
+    linked_post = {j for _, j in links}
+    lone_pre = np.array([i for i in lone_pre if i not in linked_pre], dtype=np.int64)
+    lone_post = np.array([j for j in lone_post if j not in linked_post], dtype=np.int64)
     for i, j in _nearest_links(pre_rc, post_rc, lone_pre, limit_px):
         links.setdefault((i, j), "distance")
     for j, i in _nearest_links(post_rc, pre_rc, lone_post, limit_px):
