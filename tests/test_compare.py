@@ -12,7 +12,7 @@ import pytest
 from calcimg import compare_pair
 from calcimg.model import Params, Radiograph
 from calcimg.phantom import PhantomConfig, make_pair
-from calcimg.report.pair import CHANGE_COLOURS_BGR, pair_lesion_table, pair_overlay, write_comparison
+from calcimg.report.pair import CHANGE_COLOURS_BGR, legend_counts, pair_lesion_table, pair_overlay, write_comparison
 
 REQUIRED_KEYS = (
     "pre_count",
@@ -210,6 +210,10 @@ def test_pair_lesion_table_and_overlay(changed_pair):
     rows, cols = np.nonzero(red)
     near = (np.abs(rows - 330 * scale) < 20 * scale) & (np.abs(cols - (panel_width + 4 + 80 * scale)) < 20 * scale)
     assert near.any()
+    # The legend counts what summary.json reports (groups for grown, shrunk and stable), not outlines per visit.
+    counts = legend_counts(changed_pair.matches)
+    for name in ("new", "resolved", "grown", "shrunk", "stable"):
+        assert counts[name] == changed_pair.summary[name], name
 
 
 def test_write_comparison_files(changed_pair, tmp_path):

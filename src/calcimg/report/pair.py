@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from calcimg._files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from calcimg.core.matching import pair_counts
 from calcimg.report.files import png_bytes, write_segmentation
 from calcimg.report.overlay import display_image, draw_legend, draw_outlines
 
@@ -115,8 +116,10 @@ def pair_overlay(result: Any, max_side: int = 1200) -> np.ndarray:
         position = (x + int(8 * scale), int(21 * scale))
         cv2.putText(header, title, position, cv2.FONT_HERSHEY_SIMPLEX, 0.55 * scale, (255, 255, 255), 1, cv2.LINE_AA)
         x += panel.shape[1]
-    counts = result.matches["change_class"].value_counts()
-    # "not_compared" appears only where it happened (a doubtful registration), the usual classes always.
+    # The counts of summary.json and of the napari review: new and resolved lesions, grown, shrunk and stable
+    # groups (a deposit that split is one group); "not_compared" lesions only where it happened (a doubtful
+    # registration), the usual classes always.
+    counts = legend_counts(result.matches)
     entries = [
         (f"{name} ({int(counts.get(name, 0))})", colour)
         for name, colour in CHANGE_COLOURS_BGR.items()
@@ -129,6 +132,22 @@ def pair_overlay(result: Any, max_side: int = 1200) -> np.ndarray:
         position = (int(200 * scale), int((24 + 24 * k) * scale))
         cv2.putText(footer, line, position, cv2.FONT_HERSHEY_SIMPLEX, 0.55 * scale, (255, 255, 255), 1, cv2.LINE_AA)
     return np.vstack([header, np.hstack(padded), footer])
+
+
+def legend_counts(matches: pd.DataFrame) -> dict[str, int]:
+    """The count shown beside each change class in the pair overlay's legend: :func:`calcimg.core.matching.pair_counts`
+    (what ``summary.json`` reports), and the lesions ``not_compared``.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"visit": ["pre", "post", "post", "post"], "group_id": [1, 1, 1, 2],
+    ...                   "change_class": ["grown", "grown", "grown", "new"]})
+    >>> legend_counts(m)["grown"], legend_counts(m)["new"], legend_counts(m)["not_compared"]
+    (1, 1, 0)
+    """
+    counts = pair_counts(matches)
+    counts["not_compared"] = int((matches["change_class"] == "not_compared").sum()) if len(matches) else 0
+    return counts
 
 
 def _caption_lines(summary: dict[str, Any]) -> list[str]:
