@@ -245,7 +245,7 @@ class Params:
     min_contrast_k: float = 0.0
     min_relative_excess: float = 0.0
     neighbour_window_mm: float = 4.0
-    min_score: float = 0.96
+    min_score: float = 0.965
     ridge_elongation: float = 4.0
     ridge_max_width_mm: float = 2.0
     fill_holes: bool = True
