@@ -8,7 +8,9 @@ Each pair gives two images (baseline and follow-up), sites cycled (hand, forearm
 40 images covering every site, spacing, noise level, marker, collimation and processing option the generator
 draws. Scored per the definitions in :mod:`calcimg.core.scoring`: a truth lesion is found when 20% of its pixels
 are predicted; a prediction is a false positive when it touches no truth lesion within 1 mm; total-area error is
-(predicted - true) / true; Dice on pixels. Baselines on the same images:
+(predicted - true) / true; Dice on pixels; ``outline_ratio``: the median, over the truth lesions that are found,
+of the area of the predicted lesions overlapping each over its own area (below 1: found lesions are outlined
+inside their edge). Baselines on the same images:
 
 - ``otsu``: a global Otsu threshold with small objects removed (what a user does in ImageJ);
 - ``tophat``: a white top-hat with a 4 mm disk (OpenCV ellipse) and a median + 5 x MAD threshold, small objects
@@ -208,6 +210,7 @@ def evaluate_pair(task: tuple[int, int, str, Params]) -> tuple[list[dict], list[
                         "over_bone": bool(over_bone[lesion_id]),
                         "area_mm2": score["truth_area_px"][lesion_id] * spacing**2,
                         "found": found,
+                        "outline_ratio": score["outline_ratio"][lesion_id],
                         **confounders(pair.summary, visit.name),
                     }
                 )
@@ -228,6 +231,7 @@ def summarise(images: pd.DataFrame, lesions: pd.DataFrame, by: str | None) -> pd
             grouped["area_error"].apply(lambda s: s.abs().median()).rename("area_err_median"),
             grouped["area_error"].apply(lambda s: s.abs().quantile(0.9)).rename("area_err_p90"),
             grouped["dice"].mean().rename("dice"),
+            lesions[lesions["found"]].groupby(keys)["outline_ratio"].median().rename("outline_ratio"),
             grouped.size().rename("images"),
         ],
         axis=1,

@@ -107,3 +107,20 @@ def test_prediction_without_truth_is_all_false_positives():
     predicted[5:7, 5:7] = 2
     score = score_segmentation(np.zeros_like(predicted), predicted, fp_tolerance_px=3)
     assert score["false_positives"] == 2 and score["dice"] == 0.0
+
+
+def test_outline_ratio_counts_the_whole_of_each_overlapping_prediction():
+    """The outline ratio of a truth lesion is the area of the predicted lesions overlapping it (all of each, also
+    what lies outside it) over its own area; 0 for a lesion nothing overlaps."""
+    truth = _truth_bar()  # 10 px at rows 5-6, cols 5-9
+    truth[12:14, 5:7] = 2  # 4 px
+    truth[17, 17] = 3  # missed
+    predicted = np.zeros_like(truth)
+    predicted[5:7, 5:8] = 1  # 6 px inside lesion 1 ...
+    predicted[5:7, 8:12] = 2  # ... and 8 px, 4 inside and 4 beyond its edge
+    predicted[11:15, 5:7] = 3  # 8 px over lesion 2 (4 px) and its surroundings
+    score = score_segmentation(truth, predicted, fp_tolerance_px=1)
+    assert score["outline_ratio"] == {1: pytest.approx(14 / 10), 2: pytest.approx(8 / 4), 3: 0.0}
+    inside = np.where(truth == 1, 1, 0)
+    inside[5, 9] = 0
+    assert score_segmentation(truth, inside, fp_tolerance_px=1)["outline_ratio"][1] == pytest.approx(0.9)
