@@ -27,8 +27,8 @@ least 5; all in the same process on the same images):
    by ``disk(2)``, ``ndi.binary_fill_holes``, ``label`` + ``regionprops_table``; sizes in increasing order, a size
    skipped when the previous one's time scaled by pixels x radius predicts more than ``--naive-limit-s``. A
    naive run longer than 30 s is not repeated.
-4. Cost against the lesion-scale parameter: ``segment_image`` with background_line_mm 2 and 10 on the 4096^2
-   image.
+4. Cost against the lesion-scale parameter: ``segment_image`` with background_line_mm 2 and 10 (and the default)
+   on the 4096^2 image, in interleaved rounds so that a change of load hits every length alike.
 5. Peak memory of ``segment_image`` on the 4096^2 image, as a multiple of the input's bytes: the tracemalloc peak
    above the traced memory before the call (numpy arrays, OpenCV outputs included; OpenCV's internal buffers are
    not traced), and the rise of the process's RSS high-water mark (VmHWM) in a fresh subprocess that loads the
@@ -426,9 +426,15 @@ def main() -> None:
     # lesion scale, memory: on the 4096^2 image
     assert detail is not None
     lesion_scale = {}
-    for mm in (2.0, 10.0, params.background_line_mm):
-        scaled = dataclasses.replace(params, background_line_mm=mm)
-        seconds = median_seconds(lambda p=scaled: segment_image(detail, p), args.repeats)
+    line_lengths = (2.0, 10.0, params.background_line_mm)
+    # Interleaved rounds (2, 10, 12 mm, then again): a change of the shared machine's load hits every length alike.
+    runs: dict[float, list[float]] = {mm: [] for mm in line_lengths}
+    for _ in range(args.repeats):
+        for mm in line_lengths:
+            scaled = dataclasses.replace(params, background_line_mm=mm)
+            runs[mm].append(median_seconds(lambda p=scaled: segment_image(detail, p), 1))
+    for mm in line_lengths:
+        seconds = statistics.median(runs[mm])
         lesion_scale[f"{mm:g}"] = {"background_line_px": mm * px_per_mm(detail), "segment_ms": seconds * 1e3}
     lesion_ratio = lesion_scale["10"]["segment_ms"] / lesion_scale["2"]["segment_ms"]
     print("lesion scale done", flush=True)
