@@ -68,7 +68,7 @@ def score_segmentation(
     outline_px = np.bincount(shared[0], weights=pred_area[shared[1]], minlength=int(truth.max()) + 1)
     pred_ids = np.unique(predicted[pred_mask])
     touching = np.unique(predicted[pred_mask & near])
-    overlap = int((truth_mask & pred_mask).sum())
+    overlap = int(both.sum())
     total = int(truth_mask.sum()) + int(pred_mask.sum())
     return {
         "found": found,
