@@ -84,7 +84,7 @@ STAGES: tuple[tuple[str, tuple[tuple[Any, str], ...]], ...] = (
     ("field of view", ((pipeline, "field_of_view"),)),
     ("smoothing", ((pipeline, "_smooth"),)),
     ("background", ((pipeline, "_background"),)),
-    ("response and scale", ((pipeline, "_response_and_scale"),)),
+    ("noise model and scale", ((pipeline, "_noise_and_scale"),)),
     ("hysteresis / trim", ((morphology, "hysteresis"), (pipeline, "_trim_to_peak_fraction"))),
     (
         "labelling and candidate measurement",

@@ -222,18 +222,18 @@ def detect_candidates(
     background = _background(smoothed, line_px, params.n_orientations, smooth_px)
     window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
     bin_px = int(params.noise_bin_min_area_mm2 * px_per_mm**2)
-    response, noise, scale = _response_and_scale(
-        smoothed, background, fov.mask, params.noise_quantile, window_px, bin_px
-    )
-    del smoothed  # full-size arrays are dropped as soon as they are used up: peak memory is the film's few copies
+    # What rises above the background; full-size arrays are dropped as soon as they are used up, so that peak
+    # memory is a few copies of the film.
+    response = cv2.subtract(smoothed, background)
+    del smoothed
+    noise, scale = _noise_and_scale(response, background, fov.mask, params.noise_quantile, window_px, bin_px)
     seeds = response > params.seed_k * scale
     seeds &= fov.mask
     # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
     fine = _smooth(image, params.extent_smoothing_mm * px_per_mm)
-    raw_response, _, raw_scale = _response_and_scale(
-        fine, background, fov.mask, params.noise_quantile, window_px, bin_px
-    )
+    raw_response = cv2.subtract(fine, background)
     del fine
+    _, raw_scale = _noise_and_scale(raw_response, background, fov.mask, params.noise_quantile, window_px, bin_px)
     extent = raw_response > params.grow_k * raw_scale
     del raw_scale
     extent &= fov.mask
@@ -354,19 +354,18 @@ def _smooth(image: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma_px) if sigma_px >= 0.3 else image
 
 
-def _response_and_scale(
-    image: np.ndarray,
+def _noise_and_scale(
+    response: np.ndarray,
     background: np.ndarray,
     fov_mask: np.ndarray,
     quantile: float,
     window_px: int,
     min_bin_pixels: int,
-) -> tuple[np.ndarray, threshold.NoiseModel, np.ndarray]:
-    """What rises above the background, the per-level noise model and the local noise scale of that response."""
-    response = cv2.subtract(image, background)
+) -> tuple[threshold.NoiseModel, np.ndarray]:
+    """The per-level noise model of a response and its local noise scale (clipped at twice the level's scale)."""
     noise = threshold.estimate_noise(response, background, fov_mask, quantile, min_bin_pixels=min_bin_pixels)
-    scale = threshold.local_noise_scale(response, threshold.threshold_image(noise, background, 1.0), window_px)
-    return response, noise, scale
+    scale = threshold.local_noise_scale_under(response, threshold.clip_image(noise, background), window_px)
+    return noise, scale
 
 
 def _marker_zones(

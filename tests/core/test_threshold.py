@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from calcimg.core.threshold import NoiseModel, estimate_noise, local_noise_scale, threshold_image
+from calcimg.core.threshold import (
+    NoiseModel,
+    clip_image,
+    estimate_noise,
+    local_noise_scale,
+    local_noise_scale_under,
+    threshold_image,
+)
 
 #: The 90th percentile of |N(0, s)| is 1.645 s.
 HALF_NORMAL_Q90 = 1.6449
@@ -170,3 +178,20 @@ def test_local_noise_scale_floor_and_doc_example():
     scale = local_noise_scale(response, np.full((50, 50), 3, np.uint16), 5, clip_k=3.0)
     assert scale[25, 10] == 1.0
     assert scale[25, 40] == pytest.approx(9.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("clip_k", [2.0, 1.5, 2.7])
+def test_clip_image_is_the_clip_local_noise_scale_takes(clip_k):
+    """clip_image (the product on the look-up table) equals the clip local_noise_scale computes from the per-pixel
+    level scale, and the two entry points give the same scale."""
+    rng = np.random.default_rng(3)
+    background = rng.integers(0, 3000, (60, 70)).astype(np.uint16)
+    model = NoiseModel(np.array([100.0, 1500.0, 2900.0]), np.array([3.3, 17.8, 41.5]), np.array([1, 1, 1]), 0.9)
+    level_scale = threshold_image(model, background, 1.0)
+    expected = cv2.multiply(level_scale, np.float64(clip_k), dtype=cv2.CV_16U)
+    assert np.array_equal(clip_image(model, background, clip_k), expected)
+    response = rng.integers(0, 120, background.shape).astype(np.uint16)
+    assert np.array_equal(
+        local_noise_scale(response, level_scale, 15, clip_k),
+        local_noise_scale_under(response, clip_image(model, background, clip_k), 15),
+    )

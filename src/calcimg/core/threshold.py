@@ -144,9 +144,29 @@ def threshold_image(model: NoiseModel, background: np.ndarray, k: float) -> np.n
     Returns ``floor(k * scale)`` as uint16, so that for an integer response ``response > threshold`` is exactly
     ``response > k * scale``. Uses a look-up table over the integer background levels: one gather per pixel.
     """
+    return _threshold_lut(model, background, k)[background]
+
+
+def _threshold_lut(model: NoiseModel, background: np.ndarray, k: float) -> np.ndarray:
+    """uint16 ``floor(k * scale)`` for every background level ``0 .. background.max()``."""
     size = int(background.max()) + 1
-    lut = np.clip(np.floor(model.threshold_lut(k, size)), 0, np.iinfo(np.uint16).max).astype(np.uint16)
-    return lut[background]
+    return np.clip(np.floor(model.threshold_lut(k, size)), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+
+
+def clip_image(model: NoiseModel, background: np.ndarray, clip_k: float = 2.0) -> np.ndarray:
+    """The clip of :func:`local_noise_scale` at each pixel: ``threshold_image(model, background, 1.0)`` times
+    ``clip_k``, rounded to uint16, with the product taken on the look-up table (one gather per pixel, and no
+    intermediate image).
+
+    Examples
+    --------
+    >>> model = NoiseModel(np.array([0.0, 100.0]), np.array([2.5, 6.5]), np.array([1, 1]), 0.9)
+    >>> background = np.array([[0, 50, 100]], np.uint16)
+    >>> clip_image(model, background).tolist(), (2 * threshold_image(model, background, 1.0)).tolist()
+    ([[4, 8, 12]], [[4, 8, 12]])
+    """
+    lut = cv2.multiply(_threshold_lut(model, background, 1.0), np.float64(clip_k), dtype=cv2.CV_16U)
+    return lut.ravel()[background]
 
 
 def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: int, clip_k: float = 2.0) -> np.ndarray:
@@ -183,9 +203,23 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     >>> round(float(scale[25, 10]), 2), round(float(scale[25, 40]), 2)
     (1.0, 9.0)
     """
-    # The clip is taken on integers (exact for an integer clip_k, rounded otherwise); two full-size float arrays at
-    # most: the squares (then reused for the window share) and the result.
+    # The clip is taken on integers (exact for an integer clip_k, rounded otherwise).
     clip = cv2.multiply(level_scale.astype(np.uint16, copy=False), np.float64(clip_k), dtype=cv2.CV_16U)
+    return local_noise_scale_under(response, clip, window_px)
+
+
+def local_noise_scale_under(response: np.ndarray, clip: np.ndarray, window_px: int) -> np.ndarray:
+    """:func:`local_noise_scale` with the clip given per pixel (:func:`clip_image`): the RMS response over a
+    ``window_px`` square of the pixels at or under ``clip``, the clip where there is none, at least 1.
+
+    Examples
+    --------
+    >>> response = np.zeros((50, 50), np.uint16); response[:, 25:] = 9
+    >>> scale = local_noise_scale_under(response, np.full((50, 50), 9, np.uint16), 5)
+    >>> round(float(scale[25, 10]), 2), round(float(scale[25, 40]), 2)
+    (1.0, 9.0)
+    """
+    # Two full-size float arrays at most: the squares (then reused for the window share) and the result.
     above = cv2.compare(response.astype(np.uint16, copy=False), clip, cv2.CMP_GT)  # 255 where left out
     kept = response.astype(np.float32)
     kept[above > 0] = 0.0
