@@ -25,7 +25,9 @@ Each pair is also compared with :func:`calcimg.compare_pair` and scored against 
   comparison calls new (resolved); a lesion called new (resolved) is wrong when it touches no truth new
   (resolved) lesion within 1 mm; F1 pooled over the pairs;
 - registration: residual (mm) between the true and the estimated transform over the baseline's tissue, and
-  whether every pair beyond 1 mm was flagged (registration not ok).
+  whether every pair beyond 1 mm was flagged (registration not ok);
+- change calls: the lesions called new (resolved) pooled over the pairs, split into right, wrong on a deposit
+  present on both films (missed or left unmatched on the other film) and wrong where there is no deposit.
 
 Prints markdown tables (overall, by site, by lesion size and kind, by confounder, pairs) and writes JSON.
 """
@@ -90,16 +92,42 @@ def confounders(summary: dict, visit: str) -> dict:
 
 
 def change_detection(truth: np.ndarray, ids: np.ndarray, labels: np.ndarray, called: np.ndarray, tol: float) -> dict:
-    """Truth lesions ``ids`` against the predicted lesions ``called`` (a change class) of one visit."""
+    """Truth lesions ``ids`` against the predicted lesions ``called`` (a change class) of one visit.
+
+    A wrong call is on a persisting deposit when it touches (within ``tol``) a truth lesion of the visit that is
+    not of the class (a deposit on both films, missed or left unmatched on the other), else on no deposit at all.
+    """
     truth_class = np.where(np.isin(truth, ids), truth, 0)
     predicted = np.where(np.isin(labels, called), labels, 0)
     score = score_segmentation(truth_class, predicted, fp_tolerance_px=tol)
+    on_nothing = score_segmentation(truth, predicted, fp_tolerance_px=tol)["false_positives"]
     return {
         "truth": len(score["found"]),
         "found": int(sum(score["found"].values())),
         "called": score["n_predicted"],
         "called_right": score["n_predicted"] - score["false_positives"],
+        "wrong_on_persisting": score["false_positives"] - on_nothing,
+        "wrong_on_nothing": on_nothing,
     }
+
+
+def change_calls(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Lesions called new or resolved, pooled over the pairs: right, wrong on a deposit present on both films,
+    wrong where there is no deposit."""
+    return pd.DataFrame(
+        [
+            {
+                "call": name,
+                "called": int(pairs[f"{name}_called"].sum()),
+                "right": int(pairs[f"{name}_called_right"].sum()),
+                "wrong_on_persisting": int(pairs[f"{name}_wrong_on_persisting"].sum()),
+                "wrong_on_nothing": int(pairs[f"{name}_wrong_on_nothing"].sum()),
+                "truth": int(pairs[f"{name}_truth"].sum()),
+                "truth_found": int(pairs[f"{name}_found"].sum()),
+            }
+            for name in ("new", "resolved")
+        ]
+    )
 
 
 def score_pair(pair, result) -> dict:
@@ -275,6 +303,7 @@ def main() -> None:
     )
     tables["pairs"] = summarise_pairs(pairs, None)
     tables["pairs_by_site"] = summarise_pairs(pairs, "site")
+    tables["change_calls"] = change_calls(pairs)
     print(
         f"calcimg {calcimg.__version__}: {len(images) // 3} images from {args.pairs} pairs (cohort seed "
         f"{args.seed}), {time.perf_counter() - started:.0f} s" + (f", overrides {overrides}" if overrides else "")
