@@ -227,16 +227,16 @@ def detect_candidates(
     response = cv2.subtract(smoothed, background)
     del smoothed
     noise, scale = _noise_and_scale(response, background, fov.mask, params.noise_quantile, window_px, bin_px)
-    seeds = response > params.seed_k * scale
-    seeds &= fov.mask
     # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
     fine = _smooth(image, params.extent_smoothing_mm * px_per_mm)
     raw_response = cv2.subtract(fine, background)
     del fine
     _, raw_scale = _noise_and_scale(raw_response, background, fov.mask, params.noise_quantile, window_px, bin_px)
-    extent = raw_response > params.grow_k * raw_scale
+    extent = raw_response > np.multiply(raw_scale, params.grow_k, out=raw_scale)  # the scale is used up here
     del raw_scale
     extent &= fov.mask
+    seeds = response > params.seed_k * scale
+    seeds &= fov.mask
     candidates_mask = morphology.hysteresis(extent, seeds)
     del extent, seeds
     candidates_mask = _trim_to_peak_fraction(candidates_mask, raw_response, params.edge_fraction)

@@ -220,20 +220,21 @@ def local_noise_scale_under(response: np.ndarray, clip: np.ndarray, window_px: i
     (1.0, 9.0)
     """
     # Two full-size float arrays at most: the squares (then reused for the window share) and the result.
-    above = cv2.compare(response.astype(np.uint16, copy=False), clip, cv2.CMP_GT)  # 255 where left out
+    under = cv2.compare(response.astype(np.uint16, copy=False), clip, cv2.CMP_LE)  # 255 where kept, 0 left out
     kept = response.astype(np.float32)
-    kept[above > 0] = 0.0
+    kept[under == 0] = 0.0
     np.square(kept, out=kept)
     side = int(window_px) | 1
     local = cv2.blur(kept, (side, side), borderType=cv2.BORDER_REFLECT)  # mean square of the kept pixels x share
     # Share of each window that was kept (exact: sums of whole numbers), and the mean over the kept pixels only;
     # written over the squares, which are used up (one full-size float array less at the peak).
-    share = cv2.boxFilter(cv2.bitwise_not(above), cv2.CV_32F, (side, side), dst=kept, borderType=cv2.BORDER_REFLECT)
-    del above
+    share = cv2.boxFilter(under, cv2.CV_32F, (side, side), dst=kept, borderType=cv2.BORDER_REFLECT)
+    del under
     np.multiply(share, np.float32(1.0 / 255.0), out=share)
-    none_kept = share < np.float32(1e-3)
-    np.divide(local, share, out=local, where=~none_kept)
+    some_kept = share >= np.float32(1e-3)
+    np.divide(local, share, out=local, where=some_kept)
     del share, kept
+    none_kept = np.logical_not(some_kept, out=some_kept)
     # A window with nothing at or under the clip (inside a large bright region) takes the clip itself.
     local[none_kept] = np.square(clip[none_kept].astype(np.float32))
     np.sqrt(local, out=local)
