@@ -364,7 +364,7 @@ def _noise_and_scale(
 ) -> tuple[threshold.NoiseModel, np.ndarray]:
     """The per-level noise model of a response and its local noise scale (clipped at twice the level's scale)."""
     noise = threshold.estimate_noise(response, background, fov_mask, quantile, min_bin_pixels=min_bin_pixels)
-    scale = threshold.local_noise_scale_under(response, threshold.clip_image(noise, background), window_px)
+    scale = threshold.local_noise_scale(response, threshold.clip_image(noise, background), window_px)
     return noise, scale
 
 

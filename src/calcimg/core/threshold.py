@@ -154,9 +154,9 @@ def _threshold_lut(model: NoiseModel, background: np.ndarray, k: float) -> np.nd
 
 
 def clip_image(model: NoiseModel, background: np.ndarray, clip_k: float = 2.0) -> np.ndarray:
-    """The clip of :func:`local_noise_scale` at each pixel: ``threshold_image(model, background, 1.0)`` times
-    ``clip_k``, rounded to uint16, with the product taken on the look-up table (one gather per pixel, and no
-    intermediate image).
+    """The clip of :func:`local_noise_scale` at each pixel: ``clip_k`` times the noise scale of its background level
+    (``threshold_image(model, background, 1.0)``), rounded to uint16, with the product taken on the look-up table
+    (one gather per pixel, and no intermediate image).
 
     Examples
     --------
@@ -169,27 +169,25 @@ def clip_image(model: NoiseModel, background: np.ndarray, clip_k: float = 2.0) -
     return lut.ravel()[background]
 
 
-def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: int, clip_k: float = 2.0) -> np.ndarray:
+def local_noise_scale(response: np.ndarray, clip: np.ndarray, window_px: int) -> np.ndarray:
     """Noise-and-texture scale of the neighbourhood of every pixel.
 
     The root-mean-square response over a ``window_px`` square (the RMS, unlike the mean, is not fooled by a
     response that is zero almost everywhere and noisy in sparse spots) of the pixels whose response is at most
-    ``clip_k`` times the noise scale of their background level: a deposit's own pixels are left out (a normalised
-    convolution), so a deposit does not raise the threshold of its neighbours, while trabecular texture or a noisy
-    region does. A window with no pixel under the clip takes the clip. The result is never below one grey level.
-    Bone texture and smooth soft tissue can share a background level, so the level's own scale is only a clip,
-    never a floor.
+    ``clip`` (:func:`clip_image`: twice the noise scale of their background level): a deposit's own pixels are left
+    out (a normalised convolution), so a deposit does not raise the threshold of its neighbours, while trabecular
+    texture or a noisy region does. A window with no pixel under the clip takes the clip. The result is never below
+    one grey level. Bone texture and smooth soft tissue can share a background level, so the level's own scale is
+    only a clip, never a floor.
 
     Parameters
     ----------
     response : numpy.ndarray
         Non-negative integer response.
-    level_scale : numpy.ndarray
-        Noise scale of each pixel's background level (``threshold_image(model, background, 1.0)``).
+    clip : numpy.ndarray
+        uint16 clip of each pixel (:func:`clip_image`).
     window_px : int
         Side of the averaging window; an even side is made odd (one more), so the window is centred.
-    clip_k : float
-        Clip level in units of ``level_scale``.
 
     Returns
     -------
@@ -199,23 +197,7 @@ def local_noise_scale(response: np.ndarray, level_scale: np.ndarray, window_px: 
     Examples
     --------
     >>> response = np.zeros((50, 50), np.uint16); response[:, 25:] = 9
-    >>> scale = local_noise_scale(response, np.full((50, 50), 3, np.uint16), 5, clip_k=3.0)
-    >>> round(float(scale[25, 10]), 2), round(float(scale[25, 40]), 2)
-    (1.0, 9.0)
-    """
-    # The clip is taken on integers (exact for an integer clip_k, rounded otherwise).
-    clip = cv2.multiply(level_scale.astype(np.uint16, copy=False), np.float64(clip_k), dtype=cv2.CV_16U)
-    return local_noise_scale_under(response, clip, window_px)
-
-
-def local_noise_scale_under(response: np.ndarray, clip: np.ndarray, window_px: int) -> np.ndarray:
-    """:func:`local_noise_scale` with the clip given per pixel (:func:`clip_image`): the RMS response over a
-    ``window_px`` square of the pixels at or under ``clip``, the clip where there is none, at least 1.
-
-    Examples
-    --------
-    >>> response = np.zeros((50, 50), np.uint16); response[:, 25:] = 9
-    >>> scale = local_noise_scale_under(response, np.full((50, 50), 9, np.uint16), 5)
+    >>> scale = local_noise_scale(response, np.full((50, 50), 9, np.uint16), 5)
     >>> round(float(scale[25, 10]), 2), round(float(scale[25, 40]), 2)
     (1.0, 9.0)
     """
