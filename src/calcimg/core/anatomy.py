@@ -44,7 +44,7 @@ def bone_mask(
     # Work at about 0.5 mm per pixel, on a grid centred on the image (a mirrored film gives the mirrored mask).
     factor = max(1, int(px_per_mm * 0.5))
     small = grid.shrink(background, factor)
-    small_fov = grid.shrink(fov_mask.view(np.uint8) * np.uint8(254), factor) >= 127
+    small_fov = grid.shrink_mask(fov_mask, factor)
     baseline = grey_opening_disk(small, baseline_radius_mm * px_per_mm / factor, max_rectangles=6)
     excess = cv2.subtract(small, baseline)
     values = small[small_fov] if small_fov.any() else small.ravel()

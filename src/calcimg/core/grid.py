@@ -48,11 +48,21 @@ def grow(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR_EXACT)
 
 
+def _mask_values(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask as uint8 0 / 254, so that one half of it, 127, is a whole grey level."""
+    return np.ascontiguousarray(mask).view(np.uint8) * np.uint8(254)
+
+
+def shrink_mask(mask: np.ndarray, factor: float) -> np.ndarray:
+    """A boolean mask on the :func:`shrink` grid: a cell is inside when the bilinear value of the mask there is
+    at least one half."""
+    return shrink(_mask_values(mask), factor) >= 127
+
+
 def grow_mask(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A boolean mask on the :func:`shrink` grid brought back to ``shape``: a pixel is inside when the bilinear
     value of the mask there is at least one half."""
-    values = grow(np.ascontiguousarray(small).view(np.uint8) * np.uint8(254), shape)
-    return values >= 127
+    return grow(_mask_values(small), shape) >= 127
 
 
 def symmetric_factor(shape: tuple[int, ...], factor: int) -> int:
