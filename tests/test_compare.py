@@ -210,10 +210,17 @@ def test_pair_lesion_table_and_overlay(changed_pair):
     rows, cols = np.nonzero(red)
     near = (np.abs(rows - 330 * scale) < 20 * scale) & (np.abs(cols - (panel_width + 4 + 80 * scale)) < 20 * scale)
     assert near.any()
-    # The legend counts what summary.json reports (groups for grown, shrunk and stable), not outlines per visit.
+    # The legend counts what summary.json reports: one stable and one grown group (each an outline on both films,
+    # which a count of outlines would make 2 and 2), one resolved and one new lesion.
     counts = legend_counts(changed_pair.matches)
-    for name in ("new", "resolved", "grown", "shrunk", "stable"):
-        assert counts[name] == changed_pair.summary[name], name
+    assert {name: counts[name] for name in ("new", "resolved", "grown", "shrunk", "stable", "not_compared")} == {
+        "new": 1,
+        "resolved": 1,
+        "grown": 1,
+        "shrunk": 0,
+        "stable": 1,
+        "not_compared": 0,
+    }
 
 
 def test_write_comparison_files(changed_pair, tmp_path):
