@@ -15,20 +15,12 @@ from hypothesis.extra.numpy import arrays
 
 from calcimg.model import Params, Radiograph
 from calcimg.pipeline import segment_image
+from symmetries import DIHEDRAL
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 #: Four clear disks (row, col, radius in pixels) on a smooth 256 x 256 background with mild noise.
 DISKS = ((90, 100, 10), (165, 160, 7), (100, 165, 6), (160, 95, 9))
-DIHEDRAL = {
-    "fliplr": np.fliplr,
-    "flipud": np.flipud,
-    "rot90": np.rot90,
-    "rot180": lambda a: np.rot90(a, 2),
-    "rot270": lambda a: np.rot90(a, 3),
-    "transpose": np.transpose,
-    "antitranspose": lambda a: np.rot90(a, 2).T,
-}
 
 
 def scene(disks: tuple[tuple[int, int, int], ...] = DISKS, amplitude: float = 1500.0, n: int = 256) -> np.ndarray:

@@ -20,6 +20,7 @@ from calcimg.core.morphology import (
     hysteresis,
     line_opening_max,
 )
+from symmetries import DIHEDRAL
 
 RADII = [0, 0.5, 1, 1.5, 2, 2.3, 3, 4, 5.5, 6.7, 10, 17.2]
 
@@ -176,17 +177,6 @@ def test_line_opening_max_bounds(n_orientations):
     assert opened.dtype == image.dtype and opened.shape == image.shape
     assert (opened >= horizontal).all()
     assert (opened <= image).all()
-
-
-DIHEDRAL = {
-    "fliplr": np.fliplr,
-    "flipud": np.flipud,
-    "rot90": np.rot90,
-    "rot180": lambda a: np.rot90(a, 2),
-    "rot270": lambda a: np.rot90(a, 3),
-    "transpose": np.transpose,
-    "antitranspose": lambda a: np.rot90(a, 2).T,
-}
 
 
 @settings(max_examples=30, deadline=None)
