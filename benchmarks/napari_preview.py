@@ -47,7 +47,7 @@ def main() -> None:
         else:
             half = side_mm / spacing / 2
             corners = np.array([[rows / 2 - half, cols / 2 - half], [rows / 2 + half, cols / 2 + half]])
-        region = view_region(corners, radiograph.shape, margin_px=params.background_line_mm / spacing)
+        region = view_region(corners, radiograph.shape, margin_px=params.context_mm / spacing)
         times, preview = [], None
         for _ in range(args.repeat):
             preview = preview_segmentation(radiograph, params, region)

@@ -27,8 +27,9 @@ least 5; all in the same process on the same images):
    by ``disk(2)``, ``ndi.binary_fill_holes``, ``label`` + ``regionprops_table``; sizes in increasing order, a size
    skipped when the previous one's time scaled by pixels x radius predicts more than ``--naive-limit-s``. A
    naive run longer than 30 s is not repeated.
-4. Cost against the lesion-scale parameter: ``segment_image`` with background_line_mm 2 and 10 (and the default)
-   on the 4096^2 image, in interleaved rounds so that a change of load hits every length alike.
+4. Cost against the lesion-scale parameter: ``segment_image`` with background_radius_mm 2 and 10 (and the default)
+   on the 4096^2 image, in interleaved rounds so that a change of load hits every radius alike. (Up to Params
+   schema 1 the background had no disk, and background_line_mm 2, 10 and 12 were timed.)
 5. Peak memory of ``segment_image`` on the 4096^2 image, as a multiple of the input's bytes: the tracemalloc peak
    above the traced memory before the call (numpy arrays, OpenCV outputs included; OpenCV's internal buffers are
    not traced), and the rise of the process's RSS high-water mark (VmHWM) in a fresh subprocess that loads the
@@ -426,16 +427,16 @@ def main() -> None:
     # lesion scale, memory: on the 4096^2 image
     assert detail is not None
     lesion_scale = {}
-    line_lengths = (2.0, 10.0, params.background_line_mm)
-    # Interleaved rounds (2, 10, 12 mm, then again): a change of the shared machine's load hits every length alike.
-    runs: dict[float, list[float]] = {mm: [] for mm in line_lengths}
+    radii = tuple(dict.fromkeys((2.0, 10.0, params.background_radius_mm)))
+    # Interleaved rounds (2, 10 mm, then again): a change of the shared machine's load hits every radius alike.
+    runs: dict[float, list[float]] = {mm: [] for mm in radii}
     for _ in range(args.repeats):
-        for mm in line_lengths:
-            scaled = dataclasses.replace(params, background_line_mm=mm)
+        for mm in radii:
+            scaled = dataclasses.replace(params, background_radius_mm=mm)
             runs[mm].append(median_seconds(lambda p=scaled: segment_image(detail, p), 1))
-    for mm in line_lengths:
+    for mm in radii:
         seconds = statistics.median(runs[mm])
-        lesion_scale[f"{mm:g}"] = {"background_line_px": mm * px_per_mm(detail), "segment_ms": seconds * 1e3}
+        lesion_scale[f"{mm:g}"] = {"background_radius_px": mm * px_per_mm(detail), "segment_ms": seconds * 1e3}
     lesion_ratio = lesion_scale["10"]["segment_ms"] / lesion_scale["2"]["segment_ms"]
     print("lesion scale done", flush=True)
 
@@ -525,8 +526,8 @@ def main() -> None:
     print(f"\n### Cost against the lesion-scale parameter ({detail_name})\n")
     print(
         table(
-            ["background_line_mm", "line px", "segment_image ms"],
-            [[mm, fmt(v["background_line_px"]), fmt(v["segment_ms"])] for mm, v in lesion_scale.items()],
+            ["background_radius_mm", "radius px", "segment_image ms"],
+            [[mm, fmt(v["background_radius_px"]), fmt(v["segment_ms"])] for mm, v in lesion_scale.items()],
         )
     )
     print(f"\n10 mm / 2 mm: {lesion_ratio:.2f}")
@@ -631,7 +632,7 @@ def main() -> None:
             "ndi.binary_fill_holes, label(connectivity=2) + regionprops_table",
             "skipped": ["all (--quick)"] if args.quick else naive_skipped,
         },
-        "lesion_scale": {"case": detail_name, "by_background_line_mm": lesion_scale, "ratio_10_over_2": lesion_ratio},
+        "lesion_scale": {"case": detail_name, "by_background_radius_mm": lesion_scale, "ratio_10_over_2": lesion_ratio},
         "memory": memory,
         "compare_pair": comparison,
         "targets": targets,

@@ -15,6 +15,7 @@ from hypothesis.extra.numpy import arrays
 
 from calcimg.model import Params, Radiograph
 from calcimg.pipeline import segment_image
+from drawn_films import RULES_ONLY
 from symmetries import DIHEDRAL
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -62,10 +63,8 @@ def scaled_params(params: Params, factor: float) -> Params:
 
 BASE = scene()
 BASE_RESULT = segment_image(radiograph(BASE))
-#: The engine's rules without the learned score. The scene is no radiograph (its hump reads as bone, its disks
-#: as deposits over it), and the score's verdict on disks this far outside its training phantoms moves with every
-#: refit (0.75 to 0.94 for the same disks): properties that need a fixed count use the rules alone.
-RULES_ONLY = Params(min_score=0.0)
+#: The scene is no radiograph (its hump reads as bone, its disks as deposits over it): properties that need a fixed
+#: count use the rules alone (tests/drawn_films.py).
 BASE_RULES_RESULT = segment_image(radiograph(BASE), RULES_ONLY)
 
 
@@ -176,9 +175,8 @@ def test_areas_in_mm2_are_pixel_areas_times_the_pixel_area(row: float, col: floa
 def test_same_pixels_at_double_spacing_with_scaled_params_give_same_labels_and_four_times_the_area() -> None:
     """Every rule of the engine is written in mm and scales with Params; the learned score is not a Param (it knows
     the physical sizes of deposits, so a lesion twice as wide is a different object to it) and is off here."""
-    rules_only = Params(min_score=0.0)
-    single = segment_image(radiograph(BASE, (0.1, 0.1)), rules_only)
-    doubled = segment_image(radiograph(BASE, (0.2, 0.2)), scaled_params(rules_only, 2.0))
+    single = segment_image(radiograph(BASE, (0.1, 0.1)), RULES_ONLY)
+    doubled = segment_image(radiograph(BASE, (0.2, 0.2)), scaled_params(RULES_ONLY, 2.0))
     assert single.summary["count"] >= 4
     assert np.array_equal(doubled.labels, single.labels)
     assert np.allclose(np.sort(doubled.lesions["area_mm2"]), 4 * np.sort(single.lesions["area_mm2"]))

@@ -136,7 +136,8 @@ class Radiograph:
 
 
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
-PARAMS_SCHEMA_VERSION = 1
+PARAMS_SCHEMA_VERSION = 2  # 2: background_radius_mm, a disk opening beside the line openings
+
 
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
@@ -151,11 +152,16 @@ class Params:
     Attributes
     ----------
     background_line_mm : float
-        Length of the straight lines whose grey openings (in every direction) make the local background: bright
-        structures that contain such a line (bones, cortical edges, skin, soft tissue) are background, while
-        deposits shorter than this in every direction stand out of it.
+        Length of the straight lines whose grey openings (in every direction) make one of the two backgrounds:
+        bright structures that contain such a line are in it, while deposits shorter than this in every direction
+        stand out of it.
     n_orientations : int
         Number of line directions over 180 degrees.
+    background_radius_mm : float
+        Radius of the disk whose grey opening is the other background: what is narrower than the disk's diameter
+        stands out of it, the long bands of sheet-like calcinosis among them (a line fits inside a band). The local
+        background is the lower of the two, so a deposit stands out when it is short or narrow; cortical edges and
+        bone texture stand out too, and the candidate model rejects them.
     smoothing_mm : float
         Standard deviation of the Gaussian that smooths the image before detection (a matched filter for the
         smallest deposits; below 0.3 pixel no smoothing is done).
@@ -232,20 +238,21 @@ class Params:
 
     background_line_mm: float = 12.0
     n_orientations: int = 12
+    background_radius_mm: float = 2.0
     smoothing_mm: float = 0.3
     extent_smoothing_mm: float = 0.1
     noise_quantile: float = 0.9
     noise_window_mm: float = 10.0
     noise_bin_min_area_mm2: float = 250.0
-    seed_k: float = 6.0
-    grow_k: float = 2.0
+    seed_k: float = 3.0
+    grow_k: float = 1.0
     edge_fraction: float = 0.1
     min_area_mm2: float = 0.1
     max_area_mm2: float = 2500.0
     min_contrast_k: float = 0.0
     min_relative_excess: float = 0.0
     neighbour_window_mm: float = 4.0
-    min_score: float = 0.965
+    min_score: float = 0.94
     ridge_elongation: float = 4.0
     ridge_max_width_mm: float = 2.0
     fill_holes: bool = True
@@ -267,6 +274,7 @@ class Params:
     def __post_init__(self) -> None:
         positive = (
             "background_line_mm",
+            "background_radius_mm",
             "neighbour_window_mm",
             "n_orientations",
             "seed_k",
@@ -305,6 +313,12 @@ class Params:
         if list(self.size_classes_mm) != sorted(self.size_classes_mm):
             raise ValueError("Params.size_classes_mm must be increasing")
         object.__setattr__(self, "size_classes_mm", tuple(float(v) for v in self.size_classes_mm))
+
+    @property
+    def context_mm(self) -> float:
+        """How far around a pixel segmentation looks (the background's line and disk, the noise window): the margin a
+        region needs so that segmenting it alone decides its middle as the whole film would."""
+        return max(self.background_line_mm, 2 * self.background_radius_mm, self.noise_window_mm)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of every parameter."""

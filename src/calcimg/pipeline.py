@@ -4,8 +4,9 @@ Steps of :func:`segment_image`:
 
 1. read the radiograph (if a path was given) and take its pixels as an integer working image, bright = dense;
 2. find the field of view (:mod:`calcimg.core.fov`);
-3. estimate the local background as the maximum of grey openings by lines of ``background_line_mm`` in every
-   direction and take the response: what rises above it (:mod:`calcimg.core.morphology`);
+3. estimate the local background as the lower of two grey openings, the maximum of openings by lines of
+   ``background_line_mm`` in every direction and the opening by a disk of ``background_radius_mm``, and take the
+   response: what rises above it (:mod:`calcimg.core.morphology`);
 4. learn the response's noise and texture scale locally and threshold with hysteresis: seeds where the smoothed
    response exceeds ``seed_k`` scales, extent where the unsmoothed response exceeds ``grow_k`` scales
    (:mod:`calcimg.core.threshold`);
@@ -169,6 +170,7 @@ class CandidateStage:
     noise: threshold.NoiseModel
     conversion: dict[str, Any]
     line_px: float
+    radius_px: float
     pixels: measure.ObjectPixels
 
 
@@ -217,9 +219,10 @@ def detect_candidates(
     px_per_mm = _pixels_per_mm(radiograph)
     fov = field_of_view(image)
     line_px = params.background_line_mm * px_per_mm
+    radius_px = params.background_radius_mm * px_per_mm
     smooth_px = params.smoothing_mm * px_per_mm
     smoothed = _smooth(image, smooth_px)
-    background = _background(smoothed, line_px, params.n_orientations, smooth_px)
+    background = _background(smoothed, line_px, params.n_orientations, radius_px, smooth_px)
     window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
     bin_px = int(params.noise_bin_min_area_mm2 * px_per_mm**2)
     # What rises above the background; full-size arrays are dropped as soon as they are used up, so that peak
@@ -262,7 +265,11 @@ def detect_candidates(
         params.neighbour_window_mm * px_per_mm,
     )
     # Long thin ridges also run along the skin and the field's edges (processing halos): outlines of both.
-    body = background >= levels["air"] + params.min_tissue_fraction * levels["range"]
+    # The body is what is denser than air by a share of the tissue range; on a film without tissue contrast, all.
+    air_level = (
+        levels["air"] + params.min_tissue_fraction * levels["range"] if _has_tissue_contrast(levels, noise) else -np.inf
+    )
+    body = background >= air_level
     outline_px = params.ridge_max_width_mm * px_per_mm
     table["outline_fraction"] = pixels.means(bone_edge | _edge_zone(body & fov.mask, outline_px))
     margin_fov = _shrink(fov.mask, params.fov_margin_mm * px_per_mm)
@@ -271,11 +278,13 @@ def detect_candidates(
         if n and params.min_score > 0
         else np.full(n, np.nan)
     )
-    table["reason"] = _decide(table, params, px_per_mm, radiograph, margin_fov, include_mask, exclude_mask, levels)
+    table["reason"] = _decide(
+        table, params, px_per_mm, radiograph, margin_fov, include_mask, exclude_mask, levels, air_level
+    )
     table["support"] = np.where(table["reason"].to_numpy() == classify.ACCEPTED, "own", "")
     return CandidateStage(
         radiograph, params, image, response, background, scale, bone, levels, candidates, table, fov, noise,
-        conversion, line_px, pixels,
+        conversion, line_px, radius_px, pixels,
     )  # fmt: skip
 
 
@@ -308,7 +317,7 @@ def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = No
     rejected = table.loc[~accepted].reset_index(drop=True)
     summary = _summary(
         stage.radiograph, stage.params, lesions, rejected, stage.fov, stage.noise, stage.levels, stage.conversion,
-        stage.line_px,
+        stage.line_px, stage.radius_px,
     )  # fmt: skip
     return SegmentResult(stage.radiograph, labels, lesions, rejected, stage.candidates, table, stage.fov, summary)
 
@@ -372,7 +381,7 @@ def _marker_zones(
     image: np.ndarray, levels: dict[str, float], noise: threshold.NoiseModel, params: Params, px_per_mm: float
 ) -> np.ndarray:
     """Where lead markers lie; none is looked for on an image without tissue contrast (a test pattern)."""
-    if levels["range"] < _MIN_CONTRAST_FOR_MARKERS * float(np.median(noise.scale)):
+    if not _has_tissue_contrast(levels, noise):
         return np.zeros(image.shape, bool)
     return fov_module.marker_zone(
         image,
@@ -387,14 +396,30 @@ def _marker_level(levels: dict[str, float], params: Params) -> float:
     return min(levels["bright"] + params.marker_factor * levels["range"], levels["saturation"])
 
 
-def _background(smoothed: np.ndarray, line_px: float, n_orientations: int, smooth_px: float) -> np.ndarray:
-    """Line-opening background of the smoothed image, computed on a copy reduced to about one pixel per smoothing
-    sigma (the smoothed image holds no finer detail), so that fine-pixel films cost about what coarser ones do.
-    The reduced grid is centred on the image (:mod:`calcimg.core.grid`), so the background of a flipped film is
-    the flipped background. The result never exceeds the smoothed image."""
+#: Rectangles of the staircase disk of the background's disk opening: an inscribed approximation of the disk,
+#: whose cost does not grow with the radius.
+_BACKGROUND_RECTANGLES = 6
+
+
+def _background(
+    smoothed: np.ndarray, line_px: float, n_orientations: int, radius_px: float, smooth_px: float
+) -> np.ndarray:
+    """Background of the smoothed image: the lower of the maximum of its grey openings by lines of ``line_px``
+    and its grey opening by a disk of ``radius_px`` (a staircase of :data:`_BACKGROUND_RECTANGLES` rectangles).
+
+    A deposit shorter than the line in every direction is not in the first (however wide it is, up to the line),
+    a band narrower than the disk is not in the second (however long it is), so either stands out; bone and soft
+    tissue, long and wide, are in both. The work is done on a copy reduced to about one pixel per smoothing sigma
+    (the smoothed image holds no finer detail), so that fine-pixel films cost about what coarser ones do. The
+    reduced grid is centred on the image (:mod:`calcimg.core.grid`), and both openings are exactly equivariant to
+    flips and quarter turns, so the background of a flipped film is the flipped background. The result never
+    exceeds the smoothed image."""
     factor = max(1, int(smooth_px))
     small = grid.shrink(smoothed, factor)
     opened = morphology.line_opening_max(small, line_px / factor, n_orientations)
+    disk = morphology.grey_opening_disk(small, radius_px / factor, max_rectangles=_BACKGROUND_RECTANGLES)
+    np.minimum(opened, disk, out=opened)
+    del disk
     background = grid.grow(opened, smoothed.shape)
     return np.minimum(background, smoothed, out=background)
 
@@ -439,8 +464,14 @@ def _edge_zone(mask: np.ndarray, half_width_px: float) -> np.ndarray:
     return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_GRADIENT, kernel) > 0
 
 
-#: Marker zones are looked for only when the tissue range is at least this many noise scales.
-_MIN_CONTRAST_FOR_MARKERS = 20.0
+#: Markers and the body's outline are looked for only when the tissue range is at least this many noise scales: a
+#: film without tissue contrast (a test pattern, a drawn phantom) has neither air nor bone levels to tell them by.
+_MIN_TISSUE_CONTRAST = 20.0
+
+
+def _has_tissue_contrast(levels: dict[str, float], noise: threshold.NoiseModel) -> bool:
+    """Whether the film's tissue range stands out of its noise (:data:`_MIN_TISSUE_CONTRAST`)."""
+    return levels["range"] >= _MIN_TISSUE_CONTRAST * float(np.median(noise.scale))
 
 
 def _saturation_level(image: np.ndarray, min_pixels: int = 50) -> float:
@@ -498,7 +529,9 @@ def _decide(
     include: np.ndarray | None,
     exclude: np.ndarray | None,
     levels: dict[str, float],
+    air_level: float,
 ) -> np.ndarray:
+    """The reason of each candidate; below ``air_level`` (background level) a candidate is outside the body."""
     rows = np.clip(np.round(table["centroid_row"].to_numpy()).astype(int), 0, radiograph.shape[0] - 1)
     cols = np.clip(np.round(table["centroid_col"].to_numpy()).astype(int), 0, radiograph.shape[1] - 1)
     excluded = np.zeros(len(table), bool)
@@ -507,7 +540,6 @@ def _decide(
     if exclude is not None:
         excluded |= exclude[rows, cols]
     area_unit = px_per_mm**2
-    air_level = levels["air"] + params.min_tissue_fraction * levels["range"]
     # A candidate cut by the image's edge cannot be measured whole (and is mostly a bone or band running off the
     # film): it counts as outside the field, as CellProfiler discards objects touching the border.
     height, width = radiograph.shape
@@ -594,6 +626,7 @@ def _summary(
     levels: dict[str, float],
     conversion: dict[str, Any],
     line_px: float,
+    radius_px: float,
 ) -> dict[str, Any]:
     calibrated = radiograph.spacing_mm is not None
     pixel_area = radiograph.pixel_area_mm2
@@ -613,6 +646,7 @@ def _summary(
         "noise": noise.to_dict(),
         "thresholds": {
             "background_line_px": float(line_px),
+            "background_radius_px": float(radius_px),
             "seed_k": params.seed_k,
             "grow_k": params.grow_k,
             "tissue_levels": {k: (float(v) if np.isfinite(v) else None) for k, v in levels.items()},

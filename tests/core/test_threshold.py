@@ -18,6 +18,12 @@ from calcimg.core.threshold import (
 HALF_NORMAL_Q90 = 1.6449
 
 
+def _half_normal(rng: np.random.Generator, sigma, shape: tuple[int, int]) -> np.ndarray:
+    """uint16 half-normal noise of scale ``sigma``, rounded up, so that it holds no zeros (a zero response is where
+    the background follows a slope, and is not counted as noise)."""
+    return np.ceil(sigma * np.abs(rng.standard_normal(shape))).astype(np.uint16)
+
+
 def _three_level_field(seed: int = 0):
     """Background of three column bands (levels 200, 1500, 4000) and half-normal noise of scale 4, 15, 40."""
     rng = np.random.default_rng(seed)
@@ -25,8 +31,7 @@ def _three_level_field(seed: int = 0):
     scales = np.array([4.0, 15.0, 40.0])
     background = np.repeat(levels, 100)[None, :].repeat(300, axis=0).astype(np.uint16)
     sigma = np.repeat(scales, 100)[None, :].repeat(300, axis=0)
-    response = np.round(sigma * np.abs(rng.standard_normal(background.shape))).astype(np.uint16)
-    return response, background, levels, scales
+    return _half_normal(rng, sigma, background.shape), background, levels, scales
 
 
 @pytest.mark.parametrize("n_bins", [3, 12])
@@ -39,6 +44,19 @@ def test_estimate_noise_recovers_per_level_scales(n_bins):
     assert np.allclose(model.scale / HALF_NORMAL_Q90, scales, rtol=0.10)
     assert model.counts.sum() == 150 * 150  # stride 2 sampling of 300 x 300
     assert model.quantile == 0.9
+
+
+def test_estimate_noise_does_not_count_zeros():
+    """Zeroing half of the response (a slope, where the background is the image) leaves every level's
+    scale as it is, where counting the zeros would move the 90th percentile to the 80th of the rest."""
+    response, background, _, _ = _three_level_field(7)
+    everywhere = np.ones(background.shape, bool)
+    reference = estimate_noise(response, background, everywhere, n_bins=3)
+    with_zeros = response.copy()
+    with_zeros[np.arange(300) % 4 < 2] = 0  # whole rows: the same share of each level
+    model = estimate_noise(with_zeros, background, everywhere, n_bins=3)
+    assert np.allclose(model.scale, reference.scale, rtol=0.05)
+    assert model.counts.sum() == pytest.approx(reference.counts.sum() / 2, rel=0.02)
 
 
 def test_estimate_noise_learns_only_inside_mask():
@@ -66,7 +84,7 @@ def test_a_deposit_cluster_on_the_brightest_level_is_diluted_by_larger_bins():
     response; with bins that must stand for half the field they are under a tenth of their bin and do not."""
     rng = np.random.default_rng(3)
     background = np.repeat(np.arange(1000, 1300, 50, dtype=np.uint16), 50)[None, :].repeat(300, axis=0)
-    response = np.round(10 * np.abs(rng.standard_normal(background.shape))).astype(np.uint16)
+    response = _half_normal(rng, 10, background.shape)
     response[:50, -50:] = 1500  # the brightest level is the last 50 columns
     everywhere = np.ones(background.shape, bool)
     small_bins = estimate_noise(response, background, everywhere, n_bins=12)
@@ -83,12 +101,14 @@ def test_estimate_noise_scale_at_least_one():
 
 
 def test_estimate_noise_empty_mask_uses_every_pixel():
-    """An empty mask on a tiny image falls back to every pixel rather than failing."""
+    """An empty mask on a tiny image falls back to every pixel (with a non-zero response) rather than failing."""
     rng = np.random.default_rng(2)
     response = np.round(10 * np.abs(rng.standard_normal((20, 20)))).astype(np.uint16)
     model = estimate_noise(response, np.full((20, 20), 100, np.uint16), np.zeros((20, 20), bool))
-    assert model.counts.sum() == 400
-    assert model.scale[0] == np.quantile(response, 0.9, method="inverted_cdf")
+    responding = response[response > 0]
+    assert 0 < responding.size < 400
+    assert model.counts.sum() == responding.size
+    assert model.scale[0] == np.quantile(responding, 0.9, method="inverted_cdf")
 
 
 def test_noise_model_to_dict_is_json_safe():
@@ -163,6 +183,18 @@ def test_local_noise_scale_leaves_a_bright_blob_out():
     assert after == pytest.approx(before, rel=0.03)
 
 
+def test_local_noise_scale_leaves_zeros_out():
+    """Zeroing a random half of the response leaves the scale of stationary noise as it is: the zeros (a slope,
+    where the background is the image) would otherwise divide it by about sqrt(2)."""
+    rng = np.random.default_rng(9)
+    response = _half_normal(rng, 10, (200, 200))
+    clip = np.full(response.shape, 32, np.uint16)
+    reference = local_noise_scale(response, clip, 31)
+    response[rng.random(response.shape) < 0.5] = 0
+    scale = local_noise_scale(response, clip, 31)
+    assert np.median(scale / reference) == pytest.approx(1.0, abs=0.03)
+
+
 def test_local_noise_scale_takes_the_clip_where_nothing_is_under_it():
     response = np.full((40, 40), 1000, np.uint16)
     scale = local_noise_scale(response, np.full((40, 40), 20, np.uint16), 7)
@@ -170,12 +202,14 @@ def test_local_noise_scale_takes_the_clip_where_nothing_is_under_it():
 
 
 def test_local_noise_scale_floor_and_doc_example():
-    """Never below one grey level; a constant response under the clip gives exactly that response."""
+    """A window of zeros takes the clip (nothing in it measures the noise); a constant response under the clip
+    gives exactly that response; never below one grey level."""
     response = np.zeros((50, 50), np.uint16)
-    response[:, 25:] = 9
+    response[:, 25:] = 3
     scale = local_noise_scale(response, np.full((50, 50), 9, np.uint16), 5)
-    assert scale[25, 10] == 1.0
-    assert scale[25, 40] == pytest.approx(9.0, rel=1e-6)
+    assert scale[25, 10] == 9.0
+    assert scale[25, 40] == pytest.approx(3.0, rel=1e-6)
+    assert np.all(local_noise_scale(np.zeros((9, 9), np.uint16), np.zeros((9, 9), np.uint16), 3) == 1.0)
 
 
 @pytest.mark.parametrize("clip_k", [2.0, 1.5, 2.7])

@@ -224,7 +224,7 @@ class SegmentWidget(widgets.Container):
             return None
         radiograph = radiograph_from_layer(layer.data, layer.metadata, layer.scale)
         region = view_region(
-            self._view_corners(layer), radiograph.shape, margin_px=params.background_line_mm * _px_per_mm(layer)
+            self._view_corners(layer), radiograph.shape, margin_px=params.context_mm * _px_per_mm(layer)
         )
         if region is None:
             self.status.value = "the image is not in view"
