@@ -277,7 +277,13 @@ def test_params_round_trip_and_unknown_key():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"seed_k": 3.0, "grow_k": 4.0}, {"background_radius_mm": 0}, {"size_classes_mm": [3, 1]}, {"schema_version": 99}],
+    [
+        {"seed_k": 3.0, "grow_k": 4.0},
+        {"background_line_mm": 0},
+        {"background_radius_mm": 0},
+        {"size_classes_mm": [3, 1]},
+        {"schema_version": 99},
+    ],
 )
 def test_params_rejects_invalid_values(bad):
     """Invalid or newer-schema values raise ValueError."""
