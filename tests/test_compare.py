@@ -246,7 +246,7 @@ def test_paired_support_accepts_faint_candidates_where_the_other_film_has_a_lesi
     """On this small hand pair a follow-up candidate rejected for its score (0.7 <= score < min_score) lies on a
     baseline lesion: paired support accepts it; with support off it stays rejected and nothing else changes. (The
     pair is one where the mechanism fires with the current candidate model; a refitted model may need another.)"""
-    pair = make_pair(0, "hand", PhantomConfig(shape=(384, 384)))
+    pair = make_pair(1, "hand", PhantomConfig(shape=(384, 384)))
     on = compare_pair(pair.pre.radiograph, pair.post.radiograph)
     off = compare_pair(pair.pre.radiograph, pair.post.radiograph, replace(Params(), paired_support_min_score=1.0))
     for visit in ("pre", "post"):

@@ -396,3 +396,19 @@ def test_decimated_background_stays_below_the_image_and_removes_short_or_narrow_
     assert background[100, 100] >= 0.9 * smoothed[100, 100]
     for row, col in ((250, 280), (332, 200)):
         assert background[row, col] - 1000 <= 0.1 * (int(smoothed[row, col]) - 1000)
+
+
+def test_phantom_films_have_tissue_contrast_and_a_flat_film_has_none():
+    """Markers and the body's outline are looked for on every phantom film (hands, where bone texture makes the
+    noise scale largest, included: with the zero-free noise scale and the earlier factor of 20 they were not), and
+    not on a flat drawn film with noise alone."""
+    from calcimg.pipeline import _has_tissue_contrast, detect_candidates
+
+    for seed in range(3):
+        pair = make_pair(seed, "hand", PhantomConfig(shape=(384, 384)))
+        for visit in (pair.pre, pair.post):
+            stage = detect_candidates(visit.radiograph)
+            assert _has_tissue_contrast(stage.levels, stage.noise)
+    pixels, _ = _disk_image(ramp=0)
+    flat = detect_candidates(_radiograph(pixels), RULES_ONLY)
+    assert not _has_tissue_contrast(flat.levels, flat.noise)
