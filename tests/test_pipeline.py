@@ -12,7 +12,14 @@ import pytest
 from calcimg.errors import CalcimgError, ParameterError
 from calcimg.model import Params, Radiograph
 from calcimg.phantom import PhantomConfig, make_pair
-from calcimg.pipeline import SegmentResult, read_params, segment_image, working_image
+from calcimg.pipeline import (
+    SegmentResult,
+    _has_tissue_contrast,
+    detect_candidates,
+    read_params,
+    segment_image,
+    working_image,
+)
 from drawn_films import RULES_ONLY
 
 #: (row, col, radius) of the synthetic disks.
@@ -402,8 +409,6 @@ def test_phantom_films_have_tissue_contrast_and_a_flat_film_has_none():
     """Markers and the body's outline are looked for on every phantom film (hands, where bone texture makes the
     noise scale largest, included: with the zero-free noise scale and the earlier factor of 20 they were not), and
     not on a flat drawn film with noise alone."""
-    from calcimg.pipeline import _has_tissue_contrast, detect_candidates
-
     for seed in range(3):
         pair = make_pair(seed, "hand", PhantomConfig(shape=(384, 384)))
         for visit in (pair.pre, pair.post):

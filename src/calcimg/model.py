@@ -138,7 +138,6 @@ class Radiograph:
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
 PARAMS_SCHEMA_VERSION = 2  # 2: background_radius_mm, a disk opening beside the line openings
 
-
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
 

@@ -196,6 +196,16 @@ def _gap_links(from_labels: np.ndarray, to_labels: np.ndarray, ids: np.ndarray, 
     return links
 
 
+def _unlinked(links: dict[tuple[int, int], str], n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the baseline and of the follow-up lesions that no link reaches yet."""
+    linked_pre = {i for i, _ in links}
+    linked_post = {j for _, j in links}
+    return (
+        np.array([i for i in range(n_pre) if i not in linked_pre], dtype=np.int64),
+        np.array([j for j in range(n_post) if j not in linked_post], dtype=np.int64),
+    )
+
+
 def _inside(mask: np.ndarray | None, rc: np.ndarray) -> np.ndarray:
     """Whether each (row, col) point lies in ``mask`` (True everywhere when no mask)."""
     if mask is None:
@@ -325,10 +335,7 @@ def match_lesions(
         if shared >= min_overlap_fraction * smaller:
             links[(i, j)] = "overlap"
     limit_px = float(distance_mm) / spacing
-    linked_pre = {i for i, _ in links}
-    linked_post = {j for _, j in links}
-    lone_pre = [i for i in range(n_pre) if i not in linked_pre]
-    lone_post = [j for j in range(n_post) if j not in linked_post]
+    lone_pre, lone_post = _unlinked(links, n_pre, n_post)
     # A lone lesion is linked to the lesion of the other visit nearest to its outline (a fragment of a deposit
     # that split, or a neighbour displaced by registration error), else to the nearest centroid.
     for i, other in _gap_links(pre_labels, post_labels_in_pre, pre_ids[lone_pre], limit_px).items():
@@ -337,10 +344,7 @@ def match_lesions(
     for j, other in _gap_links(post_labels_in_pre, pre_labels, post_ids[lone_post], limit_px).items():
         if other in pre_index:
             links.setdefault((pre_index[other], lone_post[j]), "distance")
-    linked_pre = {i for i, _ in links}
-    linked_post = {j for _, j in links}
-    lone_pre = np.array([i for i in lone_pre if i not in linked_pre], dtype=np.int64)
-    lone_post = np.array([j for j in lone_post if j not in linked_post], dtype=np.int64)
+    lone_pre, lone_post = _unlinked(links, n_pre, n_post)
     for i, j in _nearest_links(pre_rc, post_rc, lone_pre, limit_px):
         links.setdefault((i, j), "distance")
     for j, i in _nearest_links(post_rc, pre_rc, lone_post, limit_px):
