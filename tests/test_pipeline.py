@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from calcimg.errors import CalcimgError, ParameterError
-from calcimg.model import Params, Radiograph
+from calcimg.model import PARAMS_SCHEMA_VERSION, Params, Radiograph
 from calcimg.phantom import PhantomConfig, make_pair
 from calcimg.pipeline import (
     SegmentResult,
@@ -296,6 +296,17 @@ def test_params_rejects_invalid_values(bad):
     """Invalid or newer-schema values raise ValueError."""
     with pytest.raises(ValueError):
         Params.from_dict(bad)
+
+
+def test_params_of_schema_1_are_read_as_the_current_schema():
+    """A schema-1 file (before background_radius_mm) takes the radius's default, and the Params record the schema
+    that ran, not the file's."""
+    values = Params().to_dict()
+    del values["background_radius_mm"]
+    values["schema_version"] = 1
+    params = Params.from_dict(values)
+    assert params.background_radius_mm == Params().background_radius_mm
+    assert params.schema_version == PARAMS_SCHEMA_VERSION == 2
 
 
 def test_read_params_round_trip_and_defaults(tmp_path):

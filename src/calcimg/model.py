@@ -325,7 +325,8 @@ class Params:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Params:
-        """Build Params from a dict as written by :meth:`to_dict`; unknown keys are an error.
+        """Build Params from a dict as written by :meth:`to_dict`; unknown keys are an error, and a dict of an older
+        schema is read as the current one, its missing keys taking their defaults.
 
         Raises
         ------
@@ -338,7 +339,9 @@ class Params:
             raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
         if int(values.get("schema_version", PARAMS_SCHEMA_VERSION)) > PARAMS_SCHEMA_VERSION:
             raise ValueError("these Params were written by a newer calcimg")
-        cleaned = dict(values)
+        # An older file is read as this schema (the keys it lacks take their defaults), so that the Params a result
+        # records are the ones that ran.
+        cleaned = {**values, "schema_version": PARAMS_SCHEMA_VERSION}
         if "size_classes_mm" in cleaned:
             cleaned["size_classes_mm"] = tuple(cleaned["size_classes_mm"])
         return cls(**cleaned)
