@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -306,7 +307,7 @@ def test_params_of_schema_1_are_read_as_the_current_schema():
     values["schema_version"] = 1
     params = Params.from_dict(values)
     assert params.background_radius_mm == Params().background_radius_mm
-    assert params.schema_version == PARAMS_SCHEMA_VERSION == 2
+    assert params.schema_version == PARAMS_SCHEMA_VERSION == 3
 
 
 def test_read_params_round_trip_and_defaults(tmp_path):
@@ -414,6 +415,31 @@ def test_decimated_background_stays_below_the_image_and_removes_short_or_narrow_
     assert background[100, 100] >= 0.9 * smoothed[100, 100]
     for row, col in ((250, 280), (332, 200)):
         assert background[row, col] - 1000 <= 0.1 * (int(smoothed[row, col]) - 1000)
+
+
+def _mass_film() -> tuple[np.ndarray, np.ndarray]:
+    """400 x 400 at 0.2 mm: 1000 + N(0, 10) and a 20 mm disk (+400, slightly blurred): wider than the 12 mm line of
+    the background, so the line background holds it and only its rim rises above it; and the disk's mask."""
+    rng = np.random.default_rng(6)
+    rows, cols = np.ogrid[:400, :400]
+    disk = (rows - 200) ** 2 + (cols - 200) ** 2 <= 50**2
+    image = cv2.GaussianBlur(np.where(disk, 1400.0, 1000.0), (0, 0), 1.5) + rng.normal(0, 10, (400, 400))
+    return np.clip(np.round(image), 0, 65535).astype(np.uint16), disk
+
+
+def test_a_mass_wider_than_the_line_is_found_whole():
+    """The mass channel (its default 50 mm lines) brings in the whole 20 mm disk as one lesion of about its area;
+    without it (mass_line_mm 0, as in RULES_ONLY), what is found there is a part of the disk at most (its rim)."""
+    pixels, disk = _mass_film()
+    radiograph = _radiograph(pixels, spacing=0.2)
+    result = segment_image(radiograph, replace(RULES_ONLY, mass_line_mm=Params().mass_line_mm))
+    at_disk = result.labels[200, 200]
+    assert at_disk > 0
+    lesion = result.lesions.set_index("lesion_id").loc[at_disk]
+    assert 0.85 * disk.sum() <= lesion["area_px"] <= 1.2 * disk.sum()
+    assert (result.labels[disk] == at_disk).mean() >= 0.85
+    without = segment_image(radiograph, RULES_ONLY)
+    assert (without.labels[disk] > 0).mean() < 0.6
 
 
 def test_phantom_films_have_tissue_contrast_and_a_flat_film_has_none():

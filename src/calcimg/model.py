@@ -136,7 +136,7 @@ class Radiograph:
 
 
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
-PARAMS_SCHEMA_VERSION = 2  # 2: background_radius_mm, a disk opening beside the line openings
+PARAMS_SCHEMA_VERSION = 3  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel
 
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
@@ -161,6 +161,12 @@ class Params:
         stands out of it, the long bands of sheet-like calcinosis among them (a line fits inside a band). The local
         background is the lower of the two, so a deposit stands out when it is short or narrow; cortical edges and
         bone texture stand out too, and the candidate model rejects them.
+    mass_line_mm : float
+        Length of the lines of the mass channel's background: deposits wider than ``background_line_mm`` (masses,
+        12 to 40 mm) rise above it whole, where the film's background takes them in and leaves only their rim; 0
+        turns the channel off.
+    mass_min_area_mm2 : float
+        Smallest region kept from the mass channel (smaller deposits are found by the film's own background).
     smoothing_mm : float
         Standard deviation of the Gaussian that smooths the image before detection (a matched filter for the
         smallest deposits; below 0.3 pixel no smoothing is done).
@@ -238,6 +244,8 @@ class Params:
     background_line_mm: float = 12.0
     n_orientations: int = 12
     background_radius_mm: float = 2.0
+    mass_line_mm: float = 50.0
+    mass_min_area_mm2: float = 50.0
     smoothing_mm: float = 0.3
     extent_smoothing_mm: float = 0.1
     noise_quantile: float = 0.9
@@ -291,6 +299,8 @@ class Params:
             "ridge_max_width_mm",
             "fov_margin_mm",
             "smoothing_mm",
+            "mass_line_mm",
+            "mass_min_area_mm2",
             "min_tissue_fraction",
             "match_distance_mm",
             "change_band",
@@ -315,9 +325,10 @@ class Params:
 
     @property
     def context_mm(self) -> float:
-        """How far around a pixel segmentation looks (the background's line and disk, the noise window): the margin a
-        region needs so that segmenting it alone decides its middle as the whole film would."""
-        return max(self.background_line_mm, 2 * self.background_radius_mm, self.noise_window_mm)
+        """How far around a pixel segmentation looks (the background's line and disk, the mass channel's line, the
+        noise window): the margin a region needs so that segmenting it alone decides its middle as the whole film
+        would."""
+        return max(self.background_line_mm, 2 * self.background_radius_mm, self.mass_line_mm, self.noise_window_mm)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of every parameter."""

@@ -228,8 +228,9 @@ def detect_candidates(
     # What rises above the background; full-size arrays are dropped as soon as they are used up, so that peak
     # memory is a few copies of the film.
     response = cv2.subtract(smoothed, background)
-    del smoothed
     noise, scale = _noise_and_scale(response, background, fov.mask, params.noise_quantile, window_px, bin_px)
+    masses = _mass_regions(smoothed, fov.mask, px_per_mm, params, noise)  # reduced grid, or None
+    del smoothed
     # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
     fine = _smooth(image, params.extent_smoothing_mm * px_per_mm)
     raw_response = cv2.subtract(fine, background)
@@ -244,6 +245,10 @@ def detect_candidates(
     del extent, seeds
     candidates_mask = _trim_to_peak_fraction(candidates_mask, raw_response, params.edge_fraction)
     del raw_response
+    if masses is not None:
+        # A deposit wider than the line is found only at its rim above; the mass channel brings it in whole.
+        candidates_mask |= grid.grow_mask(masses, image.shape) & fov.mask
+    del masses
 
     bone = anatomy.bone_mask(background, fov.mask, px_per_mm)
     bone_edge = _edge_zone(bone, params.ridge_max_width_mm * px_per_mm)
@@ -422,6 +427,51 @@ def _background(
     del disk
     background = grid.grow(opened, smoothed.shape)
     return np.minimum(background, smoothed, out=background)
+
+
+def _mass_regions(
+    smoothed: np.ndarray, fov_mask: np.ndarray, px_per_mm: float, params: Params, noise: threshold.NoiseModel
+) -> np.ndarray | None:
+    """Regions of deposits too wide for the line background (masses), on a grid of about :data:`_MASS_CELL_MM`.
+
+    A deposit wider than ``background_line_mm`` holds the line in every direction, so only its rim rises above the
+    background. Here the smoothed film, reduced, is opened by lines of ``mass_line_mm`` (a disk would take up
+    every bone narrower than it). Its response is thresholded against the film's noise model, level by level
+    (seeds at :data:`_MASS_SEED_K`, extent at :data:`_MASS_GROW_K` times the noise scale of their background
+    level), not against a local scale: a mass is wider than the noise window, so a local scale inside it would be
+    the mass itself. Each region is trimmed to ``edge_fraction`` of its peak, and regions under
+    ``mass_min_area_mm2`` are dropped, since the film's own background finds them. Bones shorter than the line
+    (bone ends, short bones) rise here too: the candidate model decides.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        bool regions on the reduced grid (:func:`calcimg.core.grid.grow_mask` brings them to the film's grid);
+        None when ``mass_line_mm`` is 0.
+    """
+    if params.mass_line_mm <= 0:
+        return None
+    factor = max(1, int(_MASS_CELL_MM * px_per_mm))
+    small = grid.shrink(smoothed, factor)
+    opened = morphology.line_opening_max(small, params.mass_line_mm * px_per_mm / factor, params.n_orientations)
+    background = np.minimum(opened, small, out=opened)
+    response = cv2.subtract(small, background)
+    small_fov = grid.shrink_mask(fov_mask, factor)
+    seeds = (response > threshold.threshold_image(noise, background, _MASS_SEED_K)) & small_fov
+    extent = (response > threshold.threshold_image(noise, background, _MASS_GROW_K)) & small_fov
+    regions = _trim_to_peak_fraction(morphology.hysteresis(extent, seeds), response, params.edge_fraction)
+    labels, n = measure.label_objects(regions)
+    large = np.bincount(labels.ravel(), minlength=n + 1) >= params.mass_min_area_mm2 * (px_per_mm / factor) ** 2
+    large[0] = False
+    return large[labels]
+
+
+#: Cell size of the mass channel's reduced grid, and its seed and extent thresholds in noise scales of the
+#: background level (:func:`_mass_regions`): on tuning cohort 1000, 0.2 to 1.6 % of the field away from deposits
+#: rose above 6 such scales, and the median of five of its eight masses did.
+_MASS_CELL_MM = 0.5
+_MASS_SEED_K = 6.0
+_MASS_GROW_K = 2.0
 
 
 def _trim_to_peak_fraction(mask: np.ndarray, response: np.ndarray, fraction: float) -> np.ndarray:
