@@ -440,6 +440,9 @@ def test_a_mass_wider_than_the_line_is_found_whole():
     assert (result.labels[disk] == at_disk).mean() >= 0.85
     without = segment_image(radiograph, RULES_ONLY)
     assert (without.labels[disk] > 0).mean() < 0.6
+    # The thresholds the channel used are recorded (50 mm at 0.2 mm: 250 px), and that it was off.
+    assert result.summary["thresholds"]["mass_channel"]["line_px"] == pytest.approx(250.0)
+    assert without.summary["thresholds"]["mass_channel"] is None
 
 
 def test_phantom_films_have_tissue_contrast_and_a_flat_film_has_none():

@@ -9,7 +9,8 @@ Steps of :func:`segment_image`:
    response: what rises above it (:mod:`calcimg.core.morphology`);
 4. learn the response's noise and texture scale locally and threshold with hysteresis: seeds where the smoothed
    response exceeds ``seed_k`` scales, extent where the unsmoothed response exceeds ``grow_k`` scales
-   (:mod:`calcimg.core.threshold`);
+   (:mod:`calcimg.core.threshold`); add the regions of the mass channel (deposits wider than the line, found on a
+   reduced copy against longer lines: :func:`_mass_regions`);
 5. label the candidates (8-connected), measure them and decide each one (:mod:`calcimg.core.measure`,
    :mod:`calcimg.core.classify`);
 6. fill the holes of the accepted lesions and measure them in mm and mm^2.
@@ -703,6 +704,16 @@ def _summary(
             "grow_k": params.grow_k,
             "tissue_levels": {k: (float(v) if np.isfinite(v) else None) for k, v in levels.items()},
             "marker_level": _marker_level(levels, params),
+            "mass_channel": (
+                {
+                    "line_px": float(line_px * params.mass_line_mm / params.background_line_mm),
+                    "cell_mm": _MASS_CELL_MM,
+                    "seed_k": _MASS_SEED_K,
+                    "grow_k": _MASS_GROW_K,
+                }
+                if params.mass_line_mm > 0
+                else None
+            ),
         },
         "working_image": conversion,
         "params": params.to_dict(),
