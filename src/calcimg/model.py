@@ -325,10 +325,12 @@ class Params:
 
     @property
     def context_mm(self) -> float:
-        """How far around a pixel segmentation looks (the background's line and disk, the mass channel's line, the
-        noise window): the margin a region needs so that segmenting it alone decides its middle as the whole film
-        would."""
-        return max(self.background_line_mm, 2 * self.background_radius_mm, self.mass_line_mm, self.noise_window_mm)
+        """How far around a pixel the film's own detection looks (the background's line and disk, the noise window):
+        the margin a region needs so that segmenting it alone decides its middle's deposits of up to the line's size
+        as the whole film would. The mass channel looks further (``mass_line_mm``) and is left out: with its margin a
+        zoomed-in preview would no longer fit its pixel budget at full resolution, and masses are seen whole on the
+        whole film."""
+        return max(self.background_line_mm, 2 * self.background_radius_mm, self.noise_window_mm)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of every parameter."""

@@ -247,7 +247,7 @@ def detect_candidates(
     candidates_mask = _trim_to_peak_fraction(candidates_mask, raw_response, params.edge_fraction)
     del raw_response
     if masses is not None:
-        # A deposit wider than the line is found only at its rim above; the mass channel brings it in whole.
+        # The film's background finds a deposit wider than its line only at the rim; the mass channel finds it whole.
         candidates_mask |= grid.grow_mask(masses, image.shape) & fov.mask
     del masses
 
