@@ -29,6 +29,7 @@ Steps of :func:`compare_pair`:
 
 from __future__ import annotations
 
+import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -461,10 +462,8 @@ def _mass_regions(
     seeds = (response > threshold.threshold_image(noise, background, _MASS_SEED_K)) & small_fov
     extent = (response > threshold.threshold_image(noise, background, _MASS_GROW_K)) & small_fov
     regions = _trim_to_peak_fraction(morphology.hysteresis(extent, seeds), response, params.edge_fraction)
-    labels, n = measure.label_objects(regions)
-    large = np.bincount(labels.ravel(), minlength=n + 1) >= params.mass_min_area_mm2 * (px_per_mm / factor) ** 2
-    large[0] = False
-    return large[labels]
+    min_cells = math.ceil(params.mass_min_area_mm2 * (px_per_mm / factor) ** 2)
+    return morphology.large_components(regions.view(np.uint8), min_cells).view(bool)
 
 
 #: Cell size of the mass channel's reduced grid, and its seed and extent thresholds in noise scales of the

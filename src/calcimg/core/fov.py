@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from calcimg.core import grid
+from calcimg.core.morphology import large_components
 
 
 @dataclass
@@ -56,27 +57,9 @@ def flat_regions(image: np.ndarray, min_area: int) -> np.ndarray:
     """
     kernel = np.ones((3, 3), np.uint8)
     flat = (cv2.erode(image, kernel) == cv2.dilate(image, kernel)).astype(np.uint8)
-    big = _large_components(flat, min_area)
+    big = large_components(flat, min_area)
     # Flat pixels next to a flat region but on its blurred edge are part of the shutter too.
     return cv2.dilate(big, kernel).astype(bool)
-
-
-def _large_components(mask: np.ndarray, min_area: int) -> np.ndarray:
-    """The 8-connected components of a uint8 0/1 ``mask`` with at least ``min_area`` pixels, as a uint8 0/1 mask.
-
-    Only the bounding box of the mask's pixels is labelled: flat regions and markers are usually a small part of a
-    film, and labelling the whole of it would cost a full pass for nothing.
-    """
-    big = np.zeros_like(mask)
-    if cv2.countNonZero(mask) < max(min_area, 1):
-        return big
-    col, row, width, height = cv2.boundingRect(mask)
-    box = (slice(row, row + height), slice(col, col + width))
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask[box], connectivity=8, ltype=cv2.CV_32S)
-    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
-    keep[0] = False
-    big[box] = keep.view(np.uint8)[labels]
-    return big
 
 
 def collimation_bands(image: np.ndarray, usable: np.ndarray, max_depth_fraction: float = 0.35) -> dict[str, int]:
@@ -186,7 +169,7 @@ def marker_zone(image: np.ndarray, level: float, min_area_px: int, margin_px: in
     (True, False)
     """
     bright = (image >= level).astype(np.uint8)
-    zone = _large_components(bright, min_area_px)
+    zone = large_components(bright, min_area_px)
     if margin_px > 0 and zone.any():
         # A square margin (separable, so its cost does not grow with the margin) covers the square marker plate.
         zone = cv2.dilate(zone, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * margin_px + 1, 2 * margin_px + 1)))
