@@ -243,7 +243,7 @@ def test_same_stems_get_visit_prefixes(changed_pair, tmp_path):
 
 
 def test_paired_support_accepts_faint_candidates_where_the_other_film_has_a_lesion():
-    """On this small hand pair a candidate rejected for its score (0.7 <= score < min_score) lies on a lesion of the
+    """On this small hand pair a candidate rejected for its score (0.5 <= score < min_score) lies on a lesion of the
     other film: paired support accepts it; with support off it stays rejected and nothing else changes. (The pair is
     one where the mechanism fires with the current candidate model; a refitted model may need another.)"""
     pair = make_pair(5, "hand", PhantomConfig(shape=(384, 384)))

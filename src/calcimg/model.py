@@ -136,7 +136,8 @@ class Radiograph:
 
 
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
-PARAMS_SCHEMA_VERSION = 3  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel
+PARAMS_SCHEMA_VERSION = 4  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
+# 4: cluster_distance_mm, grains of a cluster matched as one deposit
 
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
@@ -224,6 +225,10 @@ class Params:
     match_distance_mm : float
         A lesion that overlaps no lesion of the other visit is matched to the nearest one within this distance
         (in the baseline frame, between their nearest pixels, or centroids for a lesion the warping dropped).
+    cluster_distance_mm : float
+        A lesion still matched to nothing joins the match group of a lesion of its own visit that is matched, when
+        their nearest pixels lie within this distance (baseline frame): the grains of a cluster of which one film
+        shows fewer are one deposit that changed, not grains that resolved or appeared. 0 turns this off.
     change_band : float
         Relative area change of a matched lesion (group) beyond which it is "grown" or "shrunk" (0.2 = 20%).
     progression_pct, response_pct : float
@@ -271,10 +276,11 @@ class Params:
     size_classes_mm: tuple[float, ...] = (1.0, 3.0, 8.0, 20.0)
     registration_model: str = "similarity"
     match_distance_mm: float = 2.0
+    cluster_distance_mm: float = 4.0
     change_band: float = 0.2
     progression_pct: float = 25.0
     response_pct: float = 20.0
-    paired_support_min_score: float = 0.7
+    paired_support_min_score: float = 0.5
     correct_magnification: bool = True
     schema_version: int = PARAMS_SCHEMA_VERSION
 
@@ -303,6 +309,7 @@ class Params:
             "mass_min_area_mm2",
             "min_tissue_fraction",
             "match_distance_mm",
+            "cluster_distance_mm",
             "change_band",
             "progression_pct",
             "response_pct",

@@ -872,6 +872,7 @@ def match_and_summarise(
         registration=transform,
         pre_field=pre.fov.mask,
         post_field_in_pre=post_field_in_pre,
+        cluster_distance_mm=params.cluster_distance_mm,
     )
     if not transform.ok:
         matches = matching.without_matching(matches)

@@ -280,3 +280,48 @@ def test_the_phantom_uses_the_same_categorise() -> None:
 
     assert phantom_categorise is categorise
     assert (PROGRESSION_PCT, RESPONSE_PCT) == (25.0, 20.0)
+
+
+def test_grains_of_a_cluster_that_the_follow_up_shows_fewer_of_join_its_group() -> None:
+    """Four baseline grains, one of them found again at follow-up: with cluster_distance_mm the three others (4 to
+    5 px, 2 to 2.5 mm, from a grain of the chain, and beyond the 2 mm match distance of the follow-up grain) join
+    the group, which shrank, instead of being called resolved; a grain 12 mm from the chain still resolves. Off
+    (0), all three are resolved, as before."""
+    pre = np.zeros((20, 60), np.int32)
+    post = np.zeros((20, 60), np.int32)
+    pre[8:10, 4:6] = 1
+    post[8:10, 4:6] = 1  # found again
+    pre[8:10, 10:12] = 2  # 5 px (2.5 mm) from grain 1 and from the follow-up grain
+    pre[8:10, 16:18] = 3  # 5 px from grain 2 only: joins through it
+    pre[13:15, 16:18] = 4  # 4 px below grain 3
+    pre[8:10, 42:44] = 5  # 25 px (12.5 mm) from the chain: resolved
+    joined = by_lesion(
+        match_lesions(table(pre), table(post), pre, post, pre_spacing_mm=SPACING, cluster_distance_mm=2.5)
+    )
+    group = joined[("pre", 1)].group_id
+    for grain in (2, 3, 4):
+        assert joined[("pre", grain)].group_id == group
+        assert joined[("pre", grain)].matched_by == "cluster"
+        assert joined[("pre", grain)].change_class == "shrunk"
+    assert joined[("pre", 1)].group_area_pre_mm2 == 16 * SPACING**2
+    assert joined[("pre", 5)].change_class == "resolved"
+    separate = by_lesion(match_lesions(table(pre), table(post), pre, post, pre_spacing_mm=SPACING))
+    assert [separate[("pre", grain)].change_class for grain in (2, 3, 4, 5)] == ["resolved"] * 4
+
+
+def test_a_new_grain_beside_a_persisting_one_joins_it_only_within_the_cluster_distance() -> None:
+    """The same on the follow-up side: a lone follow-up lesion 1.5 mm from a matched one joins its group (grown),
+    at 4 mm it is new."""
+    pre = np.zeros((20, 40), np.int32)
+    post = np.zeros((20, 40), np.int32)
+    pre[8:10, 4:6] = 1
+    post[8:10, 4:6] = 1
+    post[8:10, 9:11] = 2  # 4 px: 2 mm from post 1, 2 mm from pre 1 too (the distance link reaches it first)
+    post[8:10, 20:22] = 3  # 15 px: 7.5 mm
+    rows = by_lesion(
+        match_lesions(table(pre), table(post), pre, post, pre_spacing_mm=SPACING, distance_mm=1.0,
+                      cluster_distance_mm=2.5)
+    )  # fmt: skip
+    assert rows[("post", 2)].matched_by == "cluster"
+    assert rows[("post", 2)].change_class == "grown"
+    assert rows[("post", 3)].change_class == "new"

@@ -159,10 +159,17 @@ def _nearest_links(
     return links
 
 
-def _gap_links(from_labels: np.ndarray, to_labels: np.ndarray, ids: np.ndarray, limit_px: float) -> dict[int, int]:
+def _gap_links(
+    from_labels: np.ndarray,
+    to_labels: np.ndarray,
+    ids: np.ndarray,
+    limit_px: float,
+    allowed: np.ndarray | None = None,
+) -> dict[int, int]:
     """For each lesion ``ids[k]`` of ``from_labels``, the lesion of ``to_labels`` (same frame) whose nearest pixel
     lies closest to it, when within ``limit_px`` (pixel centre to pixel centre): ``{k: to_label}``. Lesions it
-    shares pixels with are left out: their overlap was too small to link them.
+    shares pixels with are left out: their overlap was too small to link them. With ``allowed`` (bool per label
+    value of ``to_labels``), only the allowed lesions are looked at.
 
     Each lesion is looked at in its bounding box padded by the limit, so the cost follows the lesions.
 
@@ -187,6 +194,8 @@ def _gap_links(from_labels: np.ndarray, to_labels: np.ndarray, ids: np.ndarray, 
         own = from_labels[window] == lesion_id
         # lesions it grazes were judged by their overlap (too small to link): not linked here either
         near = (other > 0) & ~np.isin(other, other[own])
+        if allowed is not None:
+            near &= allowed[other]
         if not near.any():
             continue
         distance = cv2.distanceTransform((~own).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[near]
@@ -194,6 +203,30 @@ def _gap_links(from_labels: np.ndarray, to_labels: np.ndarray, ids: np.ndarray, 
         if distance[nearest] <= limit_px:
             links[k] = int(other[near][nearest])
     return links
+
+
+def _cluster_joins(
+    labels: np.ndarray, ids: np.ndarray, lone: np.ndarray, limit_px: float, offset: int
+) -> list[tuple[int, int]]:
+    """(lone node, node it joins) for the lone lesions of one visit that lie within ``limit_px`` of a lesion of the
+    same visit that is linked or has joined, in rounds until none joins; nodes are indices into ``ids`` plus
+    ``offset``. A lesion absent from ``labels`` (dropped by warping) joins nothing."""
+    joins: list[tuple[int, int]] = []
+    if len(lone) == 0 or len(lone) == len(ids):
+        return joins
+    index = {int(v): k for k, v in enumerate(ids)}
+    in_group = np.zeros(max(int(labels.max(initial=0)), int(ids.max())) + 1, bool)
+    in_group[ids[np.setdiff1d(np.arange(len(ids)), lone)]] = True
+    waiting = np.asarray(lone, dtype=np.int64)
+    while len(waiting):
+        found = _gap_links(labels, labels, ids[waiting], limit_px, allowed=in_group)
+        if not found:
+            break
+        for k, other in found.items():
+            joins.append((offset + int(waiting[k]), offset + index[other]))
+            in_group[ids[waiting[k]]] = True
+        waiting = np.delete(waiting, list(found))
+    return joins
 
 
 def _unlinked(links: dict[tuple[int, int], str], n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
@@ -236,6 +269,7 @@ def match_lesions(
     area_column: str = "area_mm2",
     pre_field: np.ndarray | None = None,
     post_field_in_pre: np.ndarray | None = None,
+    cluster_distance_mm: float = 0.0,
 ) -> pd.DataFrame:
     """Match baseline and follow-up lesions and classify the change of each match group.
 
@@ -273,13 +307,18 @@ def match_lesions(
         bool fields of view in the baseline frame. An unmatched baseline lesion outside the follow-up's field (or
         an unmatched follow-up lesion outside the baseline's) is classed "outside_field" instead of
         "resolved" ("new").
+    cluster_distance_mm : float
+        A lesion still linked to nothing of the other visit joins the group of a lesion of its own visit that is
+        linked, when their nearest pixels lie within this distance (and so on, from lesion to lesion): the grains
+        of a cluster of which one film shows fewer (some too faint to be found) are one deposit that changed,
+        not grains that resolved or appeared. Its ``matched_by`` is "cluster". 0 turns this off.
 
     Returns
     -------
     pandas.DataFrame
         One row per lesion per visit, baseline lesions first, with columns ``visit`` ("pre" or "post"),
         ``lesion_id``, ``group_id`` (1..G), ``matched_ids`` (the other visit's lesion ids in the group, ";"
-        separated, "" when none), ``matched_by`` ("overlap", "distance" or "" for the lesion's own links),
+        separated, "" when none), ``matched_by`` ("overlap", "distance", "cluster", or "" for none),
         ``change_class`` (stable, grown, shrunk, resolved, new, outside_field; the group's), ``area_mm2`` (the
         lesion's area as compared), ``centroid_row_pre``/``centroid_col_pre`` (baseline frame),
         ``group_area_pre_mm2``, ``group_area_post_mm2``, ``area_change_mm2`` and ``area_change_pct`` (NaN without a
@@ -350,11 +389,21 @@ def match_lesions(
     for j, i in _nearest_links(post_rc, pre_rc, lone_post, limit_px):
         links.setdefault((i, j), "distance")
 
-    # groups: connected components of the bipartite graph (nodes: baseline 0..n_pre-1, then follow-up)
+    # grains of a cluster: lone lesions join a linked lesion of their own visit (nodes: baseline 0..n_pre-1,
+    # then follow-up)
+    joins: list[tuple[int, int]] = []
+    if cluster_distance_mm > 0:
+        cluster_px = float(cluster_distance_mm) / spacing
+        lone_pre, lone_post = _unlinked(links, n_pre, n_post)
+        joins += _cluster_joins(pre_labels, pre_ids, lone_pre, cluster_px, 0)
+        joins += _cluster_joins(post_labels_in_pre, post_ids, lone_post, cluster_px, n_pre)
+
+    # groups: connected components of the graph
     n = n_pre + n_post
-    if links:
-        ij = np.array(list(links), dtype=np.int64)
-        graph = sparse.coo_matrix((np.ones(len(ij)), (ij[:, 0], n_pre + ij[:, 1])), shape=(n, n))
+    edges = [(i, n_pre + j) for i, j in links] + joins
+    if edges:
+        ij = np.array(edges, dtype=np.int64)
+        graph = sparse.coo_matrix((np.ones(len(ij)), (ij[:, 0], ij[:, 1])), shape=(n, n))
         _, component = connected_components(graph, directed=False)
     else:
         component = np.arange(n)
@@ -371,6 +420,8 @@ def match_lesions(
         partners[n_pre + j].append(i)
         how[i].add(kind)
         how[n_pre + j].add(kind)
+    for node, _ in joins:
+        how[node].add("cluster")
 
     pre_seen = _inside(post_field_in_pre, pre_rc) if post_field_in_pre is not None else np.ones(n_pre, bool)
     post_seen = _inside(pre_field, post_rc) if pre_field is not None else np.ones(n_post, bool)
