@@ -222,3 +222,27 @@ def test_clip_image_is_clip_k_times_the_level_scale(clip_k):
     level_scale = threshold_image(model, background, 1.0)
     expected = cv2.multiply(level_scale, np.float64(clip_k), dtype=cv2.CV_16U)
     assert np.array_equal(clip_image(model, background, clip_k), expected)
+
+
+def test_local_noise_scale_is_the_definition_computed_plainly():
+    """The OpenCV-masked implementation gives, to the last bit, the root of the windowed mean square of the kept
+    pixels (above zero, at most the clip) over the kept share, computed here with plain numpy masks, and the clip
+    where a window keeps nothing."""
+    rng = np.random.default_rng(3)
+    for shape, window in (((97, 130), 9), ((60, 41), 31), ((128, 128), 65)):
+        response = np.abs(rng.normal(0, 40, shape)).astype(np.uint16)
+        response[rng.random(shape) < 0.4] = 0
+        side = window | 1
+        response[: side + 4, : side + 4] = 5000  # nothing at or under the clip in the windows of this corner
+        clip = rng.integers(20, 120, shape).astype(np.uint16)
+        kept = (response > 0) & (response <= clip)
+        squares = np.where(kept, response.astype(np.float32), np.float32(0.0)) ** 2
+        local = cv2.blur(squares, (side, side), borderType=cv2.BORDER_REFLECT)
+        share = cv2.boxFilter(kept.astype(np.uint8) * np.uint8(255), cv2.CV_32F, (side, side),
+                              borderType=cv2.BORDER_REFLECT) * np.float32(1.0 / 255.0)  # fmt: skip
+        some = share >= np.float32(1e-3)
+        expected = np.square(clip.astype(np.float32))
+        expected[some] = local[some] / share[some]
+        expected = np.maximum(np.sqrt(expected), np.float32(1.0))
+        assert np.array_equal(local_noise_scale(response, clip, window), expected)
+        assert not some.all()  # the clip branch was exercised

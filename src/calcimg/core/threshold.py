@@ -210,13 +210,13 @@ def local_noise_scale(response: np.ndarray, clip: np.ndarray, window_px: int) ->
     >>> round(float(scale[25, 10]), 2), round(float(scale[25, 40]), 2)  # zeros only: the clip
     (9.0, 3.0)
     """
-    # Two full-size float arrays at most: the squares (then reused for the window share) and the result.
+    # Two full-size float arrays at most: the squares (then reused for the window share) and the result. Masks are
+    # applied with OpenCV (a numpy masked assignment or gather costs ten times more on a large film).
     response = response.astype(np.uint16, copy=False)
     under = cv2.compare(response, clip, cv2.CMP_LE)  # 255 where kept, 0 left out
-    np.multiply(under, response > 0, out=under)  # zeros left out too (a masked assignment costs six times more)
-    kept = response.astype(np.float32)
-    kept[under == 0] = 0.0
-    np.square(kept, out=kept)
+    np.multiply(under, response > 0, out=under)  # zeros left out too
+    kept = cv2.bitwise_and(response, response, mask=under).astype(np.float32)
+    cv2.multiply(kept, kept, dst=kept)
     side = int(window_px) | 1
     local = cv2.blur(kept, (side, side), borderType=cv2.BORDER_REFLECT)  # mean square of the kept pixels x share
     # Share of each window that was kept (exact: sums of whole numbers), and the mean over the kept pixels only;
@@ -224,11 +224,15 @@ def local_noise_scale(response: np.ndarray, clip: np.ndarray, window_px: int) ->
     share = cv2.boxFilter(under, cv2.CV_32F, (side, side), dst=kept, borderType=cv2.BORDER_REFLECT)
     del under
     np.multiply(share, np.float32(1.0 / 255.0), out=share)
-    some_kept = share >= np.float32(1e-3)
-    np.divide(local, share, out=local, where=some_kept)
+    none_kept = share < np.float32(1e-3)  # no pixel of the window was kept
+    # Where none was kept the quotient is replaced below, so the divisor may be clamped there.
+    np.divide(local, np.maximum(share, np.float32(1e-3), out=share), out=local)
     del share, kept
-    none_kept = np.logical_not(some_kept, out=some_kept)
     # A window with nothing at or under the clip (inside a large bright region) takes the clip itself.
-    local[none_kept] = np.square(clip[none_kept].astype(np.float32))
+    if none_kept.any():
+        clip_square = clip.astype(np.float32)
+        cv2.multiply(clip_square, clip_square, dst=clip_square)
+        cv2.copyTo(clip_square, none_kept.view(np.uint8), local)
+        del clip_square
     np.sqrt(local, out=local)
     return np.maximum(local, np.float32(1.0), out=local)
