@@ -16,6 +16,7 @@ from calcimg.phantom import PhantomConfig, make_pair
 from calcimg.pipeline import (
     SegmentResult,
     _has_tissue_contrast,
+    _marker_rejected,
     detect_candidates,
     read_params,
     segment_image,
@@ -227,6 +228,7 @@ def test_areas_scale_with_spacing_squared():
         ridge_max_width_mm=2 * base.ridge_max_width_mm,
         fov_margin_mm=2 * base.fov_margin_mm,
         marker_margin_mm=2 * base.marker_margin_mm,
+        marker_core_mm=2 * base.marker_core_mm,
         min_area_mm2=4 * base.min_area_mm2,
         max_area_mm2=4 * base.max_area_mm2,
         size_classes_mm=tuple(2 * v for v in base.size_classes_mm),
@@ -457,3 +459,19 @@ def test_phantom_films_have_tissue_contrast_and_a_flat_film_has_none():
     pixels, _ = _disk_image(ramp=0)
     flat = detect_candidates(_radiograph(pixels), RULES_ONLY)
     assert not _has_tissue_contrast(flat.levels, flat.noise)
+
+
+def test_a_clear_deposit_beside_a_marker_is_rejected_only_in_the_markers_core():
+    """In a marker's zone but outside its core, a candidate with a score of at least marker_zone_min_score is kept
+    (a deposit beside the lead letter); under it, without a score, or in the core, it is a marker."""
+    params = Params()
+    table = pd.DataFrame(
+        {
+            "marker_fraction": [1.0, 1.0, 1.0, 1.0, 0.1],
+            "marker_core_fraction": [0.0, 0.0, 0.0, 0.5, 0.0],
+            "score": [params.marker_zone_min_score, 0.99, np.nan, 1.0, 0.5],
+        }
+    )
+    assert _marker_rejected(table, params).tolist() == [False, True, True, True, False]
+    everywhere = replace(params, marker_zone_min_score=1.01)  # above any score: the whole zone, as before
+    assert _marker_rejected(table, everywhere).tolist() == [True, True, True, True, False]

@@ -137,7 +137,7 @@ class Radiograph:
 
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
 PARAMS_SCHEMA_VERSION = 4  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
-# 4: cluster_distance_mm, grains of a cluster matched as one deposit
+# 4: cluster_distance_mm, grains of a cluster matched as one deposit; marker_core_mm and marker_zone_min_score
 
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
@@ -216,8 +216,13 @@ class Params:
     marker_min_area_mm2 : float
         Smallest bright region taken for a lead marker (single hot pixels and small dense deposits are not).
     marker_margin_mm : float
-        Candidates lying mostly within this distance of a marker (its blurred edge and plastic plate) are
-        rejected as markers.
+        Candidates lying mostly within this distance of a marker (its blurred edge, processing halo and plastic
+        plate) are rejected as markers, unless their score reaches ``marker_zone_min_score`` ...
+    marker_core_mm : float
+        ... and they lie outside this distance of it.
+    marker_zone_min_score : float
+        Score that clears a candidate in a marker's zone but outside its core: a deposit beside the lead letter.
+        Without the score (``min_score`` 0) the whole zone is rejected.
     size_classes_mm : tuple of float
         Equivalent-diameter limits between the size classes punctate / small / medium / large / mass.
     registration_model : str
@@ -272,6 +277,8 @@ class Params:
     marker_factor: float = 0.5
     marker_min_area_mm2: float = 5.0
     marker_margin_mm: float = 8.0
+    marker_core_mm: float = 3.0
+    marker_zone_min_score: float = 0.999
     min_tissue_fraction: float = 0.08
     size_classes_mm: tuple[float, ...] = (1.0, 3.0, 8.0, 20.0)
     registration_model: str = "similarity"
@@ -315,6 +322,8 @@ class Params:
             "response_pct",
             "paired_support_min_score",
             "marker_min_area_mm2",
+            "marker_core_mm",
+            "marker_zone_min_score",
             "noise_bin_min_area_mm2",
         )
         for name in non_negative:

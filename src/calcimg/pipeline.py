@@ -262,8 +262,9 @@ def detect_candidates(
     table["bone_edge_fraction"] = pixels.means(bone_edge)
     levels = _tissue_levels(background, fov.mask)
     levels["saturation"] = _saturation_level(image)
-    markers = _marker_zones(image, levels, noise, params, px_per_mm)
+    marker_cores, markers = _marker_zones(image, levels, noise, params, px_per_mm)
     table["marker_fraction"] = pixels.means(markers)
+    table["marker_core_fraction"] = pixels.means(marker_cores)
     table["level_noise_scale"] = noise.scale_at(table["background_level"].to_numpy())
     table["neighbour_fraction"] = measure.neighbour_fraction(
         candidates_mask,
@@ -386,16 +387,19 @@ def _noise_and_scale(
 
 def _marker_zones(
     image: np.ndarray, levels: dict[str, float], noise: threshold.NoiseModel, params: Params, px_per_mm: float
-) -> np.ndarray:
-    """Where lead markers lie; none is looked for on an image without tissue contrast (a test pattern)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where lead markers lie: their cores (within ``marker_core_mm``) and zones (within ``marker_margin_mm``);
+    none is looked for on an image without tissue contrast (a test pattern)."""
     if not _has_tissue_contrast(levels, noise):
-        return np.zeros(image.shape, bool)
-    return fov_module.marker_zone(
+        nothing = np.zeros(image.shape, bool)
+        return nothing, nothing
+    cores, zones = fov_module.marker_zone(
         image,
         _marker_level(levels, params),
         min_area_px=max(1, int(params.marker_min_area_mm2 * px_per_mm**2)),
-        margin_px=int(round(params.marker_margin_mm * px_per_mm)),
+        margin_px=(int(round(params.marker_core_mm * px_per_mm)), int(round(params.marker_margin_mm * px_per_mm))),
     )
+    return cores, zones
 
 
 def _marker_level(levels: dict[str, float], params: Params) -> float:
@@ -605,7 +609,7 @@ def _decide(
         outside_field=~margin_fov[rows, cols] | cut_by_edge,
         outside_body=table["background_level"].to_numpy() < air_level,
         excluded=excluded,
-        marker=table["marker_fraction"].to_numpy() >= 0.3,
+        marker=_marker_rejected(table, params),
         area=table["area_px"].to_numpy() / area_unit,
         min_area=params.min_area_mm2,
         max_area=params.max_area_mm2,
@@ -620,6 +624,15 @@ def _decide(
         score=table["score"].to_numpy(),
         min_score=params.min_score,
     )
+
+
+def _marker_rejected(table: pd.DataFrame, params: Params) -> np.ndarray:
+    """Candidates lying mostly (30 %) within ``marker_core_mm`` of a marker, or within ``marker_margin_mm`` of one
+    with a score under ``marker_zone_min_score`` (without the score, every one in the zone)."""
+    in_zone = table["marker_fraction"].to_numpy() >= 0.3
+    in_core = table["marker_core_fraction"].to_numpy() >= 0.3
+    clear = table["score"].to_numpy() >= params.marker_zone_min_score  # False where there is no score (NaN)
+    return in_core | (in_zone & ~clear)
 
 
 def _finish_lesion_table(
