@@ -310,14 +310,14 @@ def test_grains_of_a_cluster_that_the_follow_up_shows_fewer_of_join_its_group() 
 
 
 def test_a_new_grain_beside_a_persisting_one_joins_it_only_within_the_cluster_distance() -> None:
-    """The same on the follow-up side: a lone follow-up lesion 1.5 mm from a matched one joins its group (grown),
-    at 4 mm it is new."""
+    """The same on the follow-up side (match distance 1 mm, cluster distance 2.5 mm): a lone follow-up lesion 2 mm
+    from a matched one joins its group (grown); one 5 mm from the nearest of them is new."""
     pre = np.zeros((20, 40), np.int32)
     post = np.zeros((20, 40), np.int32)
     pre[8:10, 4:6] = 1
     post[8:10, 4:6] = 1
-    post[8:10, 9:11] = 2  # 4 px: 2 mm from post 1, 2 mm from pre 1 too (the distance link reaches it first)
-    post[8:10, 20:22] = 3  # 15 px: 7.5 mm
+    post[8:10, 9:11] = 2  # 4 px (2 mm) from post 1 and from pre 1: beyond the 1 mm match distance
+    post[8:10, 20:22] = 3  # 10 px (5 mm) from post 2
     rows = by_lesion(
         match_lesions(table(pre), table(post), pre, post, pre_spacing_mm=SPACING, distance_mm=1.0,
                       cluster_distance_mm=2.5)
