@@ -393,13 +393,13 @@ def _marker_zones(
     if not _has_tissue_contrast(levels, noise):
         nothing = np.zeros(image.shape, bool)
         return nothing, nothing
-    cores, zones = fov_module.marker_zone(
-        image,
-        _marker_level(levels, params),
-        min_area_px=max(1, int(params.marker_min_area_mm2 * px_per_mm**2)),
-        margin_px=(int(round(params.marker_core_mm * px_per_mm)), int(round(params.marker_margin_mm * px_per_mm))),
+    regions = fov_module.marker_regions(
+        image, _marker_level(levels, params), min_area_px=max(1, int(params.marker_min_area_mm2 * px_per_mm**2))
     )
-    return cores, zones
+    return (
+        fov_module.grow_square(regions, int(round(params.marker_core_mm * px_per_mm))),
+        fov_module.grow_square(regions, int(round(params.marker_margin_mm * px_per_mm))),
+    )
 
 
 def _marker_level(levels: dict[str, float], params: Params) -> float:

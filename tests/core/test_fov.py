@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calcimg.core.fov import collimation_bands, field_of_view, flat_regions, marker_zone
+from calcimg.core.fov import collimation_bands, field_of_view, flat_regions, grow_square, marker_regions
 
 
 def _tissue(seed: int = 0, shape: tuple[int, int] = (256, 256)) -> np.ndarray:
@@ -100,13 +100,13 @@ def test_fov_to_dict():
     assert record == {"fraction_inside": 0.75, "flat_fraction": 0.25, "collimation_bands_px": {}}
 
 
-def test_marker_zone():
+def test_marker_regions_grown_by_a_square_margin():
     """Regions at or above the level of at least min_area pixels, grown by a square margin; lone pixels ignored."""
     image = np.zeros((40, 40), np.uint16)
     image[10:20, 10:14] = 1000
     image[30, 30] = 1000
-    zone = marker_zone(image, 900, min_area_px=10, margin_px=2)
+    zone = grow_square(marker_regions(image, 900, min_area_px=10), 2)
     expected = np.zeros((40, 40), bool)
     expected[8:22, 8:16] = True
     assert np.array_equal(zone, expected)
-    assert not marker_zone(image, 1001, min_area_px=1, margin_px=2).any()
+    assert not grow_square(marker_regions(image, 1001, min_area_px=1), 2).any()

@@ -142,47 +142,24 @@ def field_of_view(image: np.ndarray, margin_px: int = 0) -> FieldOfView:
     return FieldOfView(mask=mask, flat_fraction=float(flat.mean()), bands=bands)
 
 
-def marker_zone(
-    image: np.ndarray, level: float, min_area_px: int, margin_px: int | tuple[int, ...]
-) -> np.ndarray | tuple[np.ndarray, ...]:
-    """Where lead markers (and the plate around them) are: very bright regions grown by a margin.
-
-    Parameters
-    ----------
-    image : numpy.ndarray
-        2-D image, bright = dense.
-    level : float
-        Pixels at or above this are lead (brighter than any tissue).
-    min_area_px : int
-        Smallest marker region (single hot pixels are not markers).
-    margin_px : int or tuple of int
-        Growth of each region, to cover its blurred edge and the marker plate; with several, one zone per margin
-        (the regions are found once).
-
-    Returns
-    -------
-    numpy.ndarray or tuple of numpy.ndarray
-        Boolean mask of the marker zones (each region grown by a square of half-side ``margin_px``); a tuple of
-        them, one per margin, when ``margin_px`` is a tuple.
+def marker_regions(image: np.ndarray, level: float, min_area_px: int) -> np.ndarray:
+    """Lead markers: the 8-connected regions at or above ``level`` (brighter than any tissue) of at least
+    ``min_area_px`` pixels (single hot pixels are not markers), as a uint8 0/1 mask. :func:`grow_square` grows
+    them into the zones around them (blurred edge, halo and plate), once per margin.
 
     Examples
     --------
     >>> img = np.zeros((40, 40), np.uint16); img[10:20, 10:14] = 1000; img[30, 30] = 1000
-    >>> zone = marker_zone(img, 900, min_area_px=10, margin_px=2)
+    >>> zone = grow_square(marker_regions(img, 900, min_area_px=10), 2)
     >>> bool(zone[9, 9]), bool(zone[30, 30])
     (True, False)
-    >>> near, far = marker_zone(img, 900, min_area_px=10, margin_px=(1, 3))
-    >>> bool(near[8, 8]), bool(far[8, 8])
-    (False, True)
     """
-    bright = (image >= level).astype(np.uint8)
-    regions = large_components(bright, min_area_px)
-    margins = margin_px if isinstance(margin_px, tuple) else (margin_px,)
-    zones = []
-    for margin in margins:
-        zone = regions
-        if margin > 0 and zone.any():
-            # A square margin (separable, so its cost does not grow with the margin) covers the square marker plate.
-            zone = cv2.dilate(zone, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * margin + 1, 2 * margin + 1)))
-        zones.append(zone.astype(bool))
-    return tuple(zones) if isinstance(margin_px, tuple) else zones[0]
+    return large_components((image >= level).astype(np.uint8), min_area_px)
+
+
+def grow_square(mask: np.ndarray, margin_px: int) -> np.ndarray:
+    """A uint8 0/1 ``mask`` grown by a square of half-side ``margin_px``, as bool. A square margin (separable, so its
+    cost does not grow with the margin) covers the square plate of a marker."""
+    if margin_px > 0 and mask.any():
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * margin_px + 1, 2 * margin_px + 1)))
+    return mask.astype(bool)
