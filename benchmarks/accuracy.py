@@ -48,6 +48,7 @@ from skimage.filters import threshold_otsu
 from skimage.morphology import remove_small_objects
 
 import calcimg
+from calcimg.core.backends import BACKENDS
 from calcimg.core.measure import label_objects
 from calcimg.core.scoring import score_segmentation
 from calcimg.model import Params
@@ -196,21 +197,21 @@ def summarise_pairs(pairs: pd.DataFrame, by: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluate_pair(task: tuple[int, int, str, Params]) -> tuple[list[dict], list[dict], dict]:
+def evaluate_pair(task: tuple[int, int, str, Params, str]) -> tuple[list[dict], list[dict], dict]:
     """Compare one pair with calcimg, segment both visits with the baselines; per-image, per-lesion and pair rows."""
-    index, seed, site, params = task
+    index, seed, site, params, backend = task
     pair = make_pair(seed, site)
     kinds = dict(zip(pair.lesions["lesion_id"], pair.lesions["kind"], strict=True))
     over_bone = dict(zip(pair.lesions["lesion_id"], pair.lesions["over_bone"], strict=True))
     started = time.perf_counter()
-    result = compare_pair(pair.pre.radiograph, pair.post.radiograph, params)
+    result = compare_pair(pair.pre.radiograph, pair.post.radiograph, params, backend=backend)
     pair_seconds = time.perf_counter() - started
     images, lesions = [], []
     for visit in (pair.pre, pair.post):
         spacing = visit.spacing_mm
         # Per image: the single-film segmentation (a comparison also lets each film support the other's).
         started = time.perf_counter()
-        predicted = {"calcimg": segment_image(visit.radiograph, params).labels}
+        predicted = {"calcimg": segment_image(visit.radiograph, params, backend=backend).labels}
         seconds = time.perf_counter() - started
         predicted["otsu"] = otsu_baseline(visit.radiograph.pixels, spacing)
         predicted["tophat"] = tophat_baseline(visit.radiograph.pixels, spacing)
@@ -283,10 +284,13 @@ def main() -> None:
     parser.add_argument(
         "--param", action="append", default=[], help="NAME=VALUE: a Params field to override (tuning cohorts only)"
     )
+    parser.add_argument(
+        "--backend", default="cpu", choices=BACKENDS, help="where detection's pixel steps run (cupy: a CUDA GPU)"
+    )
     args = parser.parse_args()
     params, overrides = param_overrides(args.param)
 
-    tasks = [(k, pair_seed(args.seed, k), SITES[k % len(SITES)], params) for k in range(args.pairs)]
+    tasks = [(k, pair_seed(args.seed, k), SITES[k % len(SITES)], params, args.backend) for k in range(args.pairs)]
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(evaluate_pair, tasks))
@@ -306,7 +310,8 @@ def main() -> None:
     tables["change_calls"] = change_calls(pairs)
     print(
         f"calcimg {calcimg.__version__}: {len(images) // 3} images from {args.pairs} pairs (cohort seed "
-        f"{args.seed}), {time.perf_counter() - started:.0f} s" + (f", overrides {overrides}" if overrides else "")
+        f"{args.seed}), {time.perf_counter() - started:.0f} s, backend {args.backend}"
+        + (f", overrides {overrides}" if overrides else "")
     )
     for name, table in tables.items():
         print(f"\n### {name}\n")
@@ -317,6 +322,7 @@ def main() -> None:
         "pairs": args.pairs,
         "cohort_seed": args.seed,
         "overrides": overrides,
+        "backend": args.backend,
         "tables": {name: json.loads(t.reset_index().to_json(orient="records")) for name, t in tables.items()},
     }
     args.out.write_text(json.dumps(record, indent=2) + "\n")

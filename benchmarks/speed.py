@@ -69,7 +69,7 @@ import numpy as np
 
 import calcimg
 from calcimg import pipeline
-from calcimg.core import anatomy, candidate_model, measure, morphology
+from calcimg.core import anatomy, backends, candidate_model, measure, morphology
 from calcimg.model import Params, Radiograph
 from calcimg.phantom import PhantomConfig, make_pair
 from calcimg.pipeline import compare_pair, segment_image
@@ -83,10 +83,13 @@ NAIVE_HEADERS = ("naive ms (runs)", "naive / segment")
 STAGES: tuple[tuple[str, tuple[tuple[Any, str], ...]], ...] = (
     ("input / working image", ((pipeline, "_read_source"), (pipeline, "working_image"))),
     ("field of view", ((pipeline, "field_of_view"),)),
-    ("smoothing", ((pipeline, "_smooth"),)),
+    ("smoothing", ((backends.OpenCVOps, "gaussian"),)),
     ("background", ((pipeline, "_background"),)),
-    ("noise model and scale", ((pipeline, "_noise_and_scale"),)),
-    ("hysteresis / trim", ((morphology, "hysteresis"), (pipeline, "_trim_to_peak_fraction"))),
+    (
+        "noise model and scale",
+        ((pipeline, "_noise_model"), (backends.OpenCVOps, "clip"), (backends.OpenCVOps, "local_noise_scale")),
+    ),
+    ("hysteresis / trim", ((morphology, "hysteresis"), (measure, "trim_to_peak_fraction"))),
     (
         "labelling and candidate measurement",
         (

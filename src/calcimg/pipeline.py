@@ -43,6 +43,7 @@ import pandas as pd
 from calcimg import __version__
 from calcimg.core import (
     anatomy,
+    backends,
     candidate_model,
     classify,
     grid,
@@ -141,6 +142,14 @@ def _pixels_per_mm(radiograph: Radiograph) -> float:
     return 2.0 / (spacing[0] + spacing[1])
 
 
+def _backend_ops(backend: str) -> backends.OpenCVOps | backends.ArrayModuleOps:
+    """The pixel operations of ``backend``, or a ParameterError that says what is wrong."""
+    try:
+        return backends.ops_for(backend)
+    except (ValueError, ImportError) as error:
+        raise ParameterError(f"backend {backend!r}: {error}") from error
+
+
 def _region_mask(region: np.ndarray | None, shape: tuple[int, int], name: str) -> np.ndarray | None:
     if region is None:
         return None
@@ -174,6 +183,7 @@ class CandidateStage:
     line_px: float
     radius_px: float
     pixels: measure.ObjectPixels
+    backend: str = "cpu"
 
 
 def segment_image(
@@ -182,6 +192,7 @@ def segment_image(
     spacing: float | tuple[float, float] | None = None,
     include: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
+    backend: str = "cpu",
 ) -> SegmentResult:
     """Find and measure every calcinosis lesion on a radiograph.
 
@@ -196,12 +207,15 @@ def segment_image(
     include, exclude : numpy.ndarray, optional
         Masks (or label images) of the image's shape: only candidates centred inside ``include`` and outside
         ``exclude`` are accepted.
+    backend : {"cpu", "cupy", "numpy"}
+        Where the full-size pixel steps of detection run (:mod:`calcimg.core.backends`): ``"cpu"`` (OpenCV, the
+        reference), ``"cupy"`` (a CUDA GPU; needs CuPy), or ``"numpy"`` (the GPU's code on the CPU, for tests).
 
     Returns
     -------
     SegmentResult
     """
-    return finish_segmentation(detect_candidates(source, params, spacing, include, exclude))
+    return finish_segmentation(detect_candidates(source, params, spacing, include, exclude, backend))
 
 
 def detect_candidates(
@@ -210,9 +224,11 @@ def detect_candidates(
     spacing: float | tuple[float, float] | None = None,
     include: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
+    backend: str = "cpu",
 ) -> CandidateStage:
     """Steps 1-5 of :func:`segment_image` (same parameters): every candidate found, measured and decided."""
     params = params or Params()
+    ops = _backend_ops(backend)
     radiograph = _read_source(source, spacing)
     include_mask = _region_mask(include, radiograph.shape, "include")
     exclude_mask = _region_mask(exclude, radiograph.shape, "exclude")
@@ -222,35 +238,7 @@ def detect_candidates(
     fov = field_of_view(image)
     line_px = params.background_line_mm * px_per_mm
     radius_px = params.background_radius_mm * px_per_mm
-    smooth_px = params.smoothing_mm * px_per_mm
-    smoothed = _smooth(image, smooth_px)
-    background = _background(smoothed, line_px, params.n_orientations, radius_px, smooth_px)
-    window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
-    bin_px = int(params.noise_bin_min_area_mm2 * px_per_mm**2)
-    # What rises above the background; full-size arrays are dropped as soon as they are used up, so that peak
-    # memory is a few copies of the film.
-    response = cv2.subtract(smoothed, background)
-    noise, scale = _noise_and_scale(response, background, fov.mask, params.noise_quantile, window_px, bin_px)
-    masses = _mass_regions(smoothed, fov.mask, px_per_mm, params, noise)  # reduced grid, or None
-    del smoothed
-    # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
-    fine = _smooth(image, params.extent_smoothing_mm * px_per_mm)
-    raw_response = cv2.subtract(fine, background)
-    del fine
-    _, raw_scale = _noise_and_scale(raw_response, background, fov.mask, params.noise_quantile, window_px, bin_px)
-    extent = raw_response > np.multiply(raw_scale, params.grow_k, out=raw_scale)  # the scale is used up here
-    del raw_scale
-    extent &= fov.mask
-    seeds = response > params.seed_k * scale
-    seeds &= fov.mask
-    candidates_mask = morphology.hysteresis(extent, seeds)
-    del extent, seeds
-    candidates_mask = _trim_to_peak_fraction(candidates_mask, raw_response, params.edge_fraction)
-    del raw_response
-    if masses is not None:
-        # The film's background finds a deposit wider than its line only at the rim; the mass channel finds it whole.
-        candidates_mask |= grid.grow_mask(masses, image.shape) & fov.mask
-    del masses
+    background, response, noise, scale, candidates_mask = _candidate_maps(image, fov.mask, params, px_per_mm, ops)
 
     bone = anatomy.bone_mask(background, fov.mask, px_per_mm)
     bone_edge = _edge_zone(bone, params.ridge_max_width_mm * px_per_mm)
@@ -292,7 +280,7 @@ def detect_candidates(
     table["support"] = np.where(table["reason"].to_numpy() == classify.ACCEPTED, "own", "")
     return CandidateStage(
         radiograph, params, image, response, background, scale, bone, levels, candidates, table, fov, noise,
-        conversion, line_px, radius_px, pixels,
+        conversion, line_px, radius_px, pixels, ops.name,
     )  # fmt: skip
 
 
@@ -325,7 +313,7 @@ def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = No
     rejected = table.loc[~accepted].reset_index(drop=True)
     summary = _summary(
         stage.radiograph, stage.params, lesions, rejected, stage.fov, stage.noise, stage.levels, stage.conversion,
-        stage.line_px, stage.radius_px,
+        stage.line_px, stage.radius_px, stage.backend,
     )  # fmt: skip
     return SegmentResult(stage.radiograph, labels, lesions, rejected, stage.candidates, table, stage.fov, summary)
 
@@ -366,23 +354,72 @@ def _read_source(source: str | PathLike[str] | Radiograph, spacing: float | tupl
         return load_radiograph(source, spacing=spacing)
 
 
-def _smooth(image: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian smoothing of standard deviation ``sigma_px``; below 0.3 pixel the image itself."""
-    return cv2.GaussianBlur(image, (0, 0), sigma_px) if sigma_px >= 0.3 else image
-
-
-def _noise_and_scale(
-    response: np.ndarray,
-    background: np.ndarray,
+def _candidate_maps(
+    image: np.ndarray,
     fov_mask: np.ndarray,
-    quantile: float,
-    window_px: int,
-    min_bin_pixels: int,
-) -> tuple[threshold.NoiseModel, np.ndarray]:
-    """The per-level noise model of a response and its local noise scale (clipped at twice the level's scale)."""
-    noise = threshold.estimate_noise(response, background, fov_mask, quantile, min_bin_pixels=min_bin_pixels)
-    scale = threshold.local_noise_scale(response, threshold.clip_image(noise, background), window_px)
-    return noise, scale
+    params: Params,
+    px_per_mm: float,
+    ops: backends.OpenCVOps | backends.ArrayModuleOps,
+) -> tuple[np.ndarray, np.ndarray, threshold.NoiseModel, np.ndarray, np.ndarray]:
+    """Steps 3 and 4 of :func:`segment_image`: the background, the response, its noise model and local scale, and the
+    candidate mask, with the full-size pixel steps done by ``ops`` (:mod:`calcimg.core.backends`) and the rest here.
+
+    Returns
+    -------
+    tuple
+        ``(background, response, noise, scale, candidates_mask)``, all on the host.
+    """
+    smooth_px = params.smoothing_mm * px_per_mm
+    window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
+    bin_px = int(params.noise_bin_min_area_mm2 * px_per_mm**2)
+    image_d = ops.to_device(image)
+    fov_d = ops.to_device(fov_mask)
+    smoothed_d = ops.gaussian(image_d, smooth_px)
+    smoothed = ops.to_host(smoothed_d)
+    background = _background(
+        smoothed,
+        params.background_line_mm * px_per_mm,
+        params.n_orientations,
+        params.background_radius_mm * px_per_mm,
+        smooth_px,
+    )
+    background_d = ops.to_device(background)
+    # What rises above the background; full-size arrays are dropped as soon as they are used up, so that peak
+    # memory is a few copies of the film.
+    response_d = ops.subtract(smoothed_d, background_d)
+    del smoothed_d
+    response = ops.to_host(response_d)
+    noise = _noise_model(response, background, fov_mask, params, bin_px)
+    scale_d = ops.local_noise_scale(response_d, ops.clip(noise, background_d), window_px)
+    masses = _mass_regions(smoothed, fov_mask, px_per_mm, params, noise)  # reduced grid, or None
+    del smoothed
+    # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
+    fine_d = ops.gaussian(image_d, params.extent_smoothing_mm * px_per_mm)
+    raw_response_d = ops.subtract(fine_d, background_d)
+    del fine_d, image_d
+    raw_noise = _noise_model(ops.to_host(raw_response_d), background, fov_mask, params, bin_px)
+    raw_scale_d = ops.local_noise_scale(raw_response_d, ops.clip(raw_noise, background_d), window_px)
+    del background_d
+    extent_d = ops.above(raw_response_d, raw_scale_d, params.grow_k, fov_d, consume=True)
+    del raw_scale_d
+    seeds_d = ops.above(response_d, scale_d, params.seed_k, fov_d, consume=False)
+    del response_d, fov_d
+    kept_d = ops.hysteresis(extent_d, seeds_d)
+    del extent_d, seeds_d
+    candidates_mask = ops.to_host(ops.trim_to_peak_fraction(kept_d, raw_response_d, params.edge_fraction))
+    del kept_d, raw_response_d
+    if masses is not None:
+        # The film's background finds a deposit wider than its line only at the rim; the mass channel finds it whole.
+        candidates_mask |= grid.grow_mask(masses, image.shape) & fov_mask
+    return background, response, noise, ops.to_host(scale_d), candidates_mask
+
+
+def _noise_model(
+    response: np.ndarray, background: np.ndarray, fov_mask: np.ndarray, params: Params, min_bin_pixels: int
+) -> threshold.NoiseModel:
+    """The per-level noise model of a response (:func:`calcimg.core.threshold.estimate_noise`)."""
+    quantile = params.noise_quantile
+    return threshold.estimate_noise(response, background, fov_mask, quantile, min_bin_pixels=min_bin_pixels)
 
 
 def _marker_zones(
@@ -465,7 +502,7 @@ def _mass_regions(
     small_fov = grid.shrink_mask(fov_mask, factor)
     seeds = (response > threshold.threshold_image(noise, background, _MASS_SEED_K)) & small_fov
     extent = (response > threshold.threshold_image(noise, background, _MASS_GROW_K)) & small_fov
-    regions = _trim_to_peak_fraction(morphology.hysteresis(extent, seeds), response, params.edge_fraction)
+    regions = measure.trim_to_peak_fraction(morphology.hysteresis(extent, seeds), response, params.edge_fraction)
     min_cells = math.ceil(params.mass_min_area_mm2 * (px_per_mm / factor) ** 2)
     return morphology.large_components(regions.view(np.uint8), min_cells).view(bool)
 
@@ -476,23 +513,6 @@ def _mass_regions(
 _MASS_CELL_MM = 0.5
 _MASS_SEED_K = 6.0
 _MASS_GROW_K = 2.0
-
-
-def _trim_to_peak_fraction(mask: np.ndarray, response: np.ndarray, fraction: float) -> np.ndarray:
-    """Keep the pixels of each 8-connected region of ``mask`` whose response reaches ``fraction`` of its peak.
-
-    A lesion's edge is blurred by the detector; the noise-based threshold alone would take in its whole blurred
-    skirt. A fraction of the peak puts the edge near the outline for both sharp and tapering deposits.
-    """
-    if fraction <= 0:
-        return mask
-    labels, n = measure.label_objects(mask)
-    pixels = measure.ObjectPixels.of(labels, n)
-    values = pixels.values(response)
-    peaks = pixels.maxima(response)
-    trimmed = mask.copy()
-    trimmed.ravel()[pixels.flat[values < fraction * peaks[pixels.label - 1]]] = False
-    return trimmed
 
 
 def _with_spacing(radiograph: Radiograph, spacing_mm: tuple[float, float]) -> Radiograph:
@@ -692,6 +712,7 @@ def _summary(
     conversion: dict[str, Any],
     line_px: float,
     radius_px: float,
+    backend: str,
 ) -> dict[str, Any]:
     calibrated = radiograph.spacing_mm is not None
     pixel_area = radiograph.pixel_area_mm2
@@ -728,6 +749,7 @@ def _summary(
             ),
         },
         "working_image": conversion,
+        "backend": backend,
         "params": params.to_dict(),
         "warnings": list(radiograph.warnings),
     }
@@ -769,6 +791,7 @@ def compare_pair(
     include: dict[str, np.ndarray | None] | None = None,
     exclude: dict[str, np.ndarray | None] | None = None,
     transform: registration.Registration | None = None,
+    backend: str = "cpu",
 ) -> PairResult:
     """Compare a baseline film with a follow-up film of the same site.
 
@@ -785,6 +808,8 @@ def compare_pair(
         ``{"pre": mask, "post": mask}`` region masks, each in its own film's frame (see :func:`segment_image`).
     transform : Registration, optional
         A known follow-up-to-baseline alignment to reuse instead of registering again (a reader's re-run).
+    backend : {"cpu", "cupy", "numpy"}
+        Where detection's full-size pixel steps run (see :func:`segment_image`).
 
     Returns
     -------
@@ -802,12 +827,14 @@ def compare_pair(
         # thread (OpenCV and numpy release the interpreter lock for the heavy passes). A batch worker, which gets
         # its parallelism from running several items and sets OpenCV to one thread, does them one after the other.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            post_job = pool.submit(detect_candidates, post, params, None, include.get("post"), exclude.get("post"))
-            pre_stage = detect_candidates(pre, params, None, include.get("pre"), exclude.get("pre"))
+            post_job = pool.submit(
+                detect_candidates, post, params, None, include.get("post"), exclude.get("post"), backend
+            )
+            pre_stage = detect_candidates(pre, params, None, include.get("pre"), exclude.get("pre"), backend)
             post_stage = post_job.result()
     else:
-        pre_stage = detect_candidates(pre, params, None, include.get("pre"), exclude.get("pre"))
-        post_stage = detect_candidates(post, params, None, include.get("post"), exclude.get("post"))
+        pre_stage = detect_candidates(pre, params, None, include.get("pre"), exclude.get("pre"), backend)
+        post_stage = detect_candidates(post, params, None, include.get("post"), exclude.get("post"), backend)
     if transform is None:
         transform = registration.register(
             pre_stage.image,

@@ -259,3 +259,26 @@ def neighbour_fraction(mask: np.ndarray, centroids: np.ndarray, areas: np.ndarra
     at_centroid = ndimage.map_coordinates(covered.astype(np.float64), where, order=1, mode="nearest")
     own = np.asarray(areas, float) / float(side * cell) ** 2
     return np.clip(at_centroid - own, 0.0, 1.0)
+
+
+def trim_to_peak_fraction(mask: np.ndarray, response: np.ndarray, fraction: float) -> np.ndarray:
+    """Keep the pixels of each 8-connected region of ``mask`` whose response reaches ``fraction`` of its peak.
+
+    A lesion's edge is blurred by the detector; the noise-based threshold alone would take in its whole blurred
+    skirt. A fraction of the peak puts the edge near the outline for both sharp and tapering deposits.
+
+    Examples
+    --------
+    >>> response = np.array([[0, 2, 10, 4, 0, 3, 1]], np.uint16)
+    >>> trim_to_peak_fraction(response > 0, response, 0.3).astype(int).tolist()
+    [[0, 0, 1, 1, 0, 1, 1]]
+    """
+    if fraction <= 0:
+        return mask
+    labels, n = label_objects(mask)
+    pixels = ObjectPixels.of(labels, n)
+    values = pixels.values(response)
+    peaks = pixels.maxima(response)
+    trimmed = mask.copy()
+    trimmed.ravel()[pixels.flat[values < fraction * peaks[pixels.label - 1]]] = False
+    return trimmed

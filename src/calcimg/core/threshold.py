@@ -157,8 +157,12 @@ def threshold_image(model: NoiseModel, background: np.ndarray, k: float) -> np.n
 
 def _threshold_lut(model: NoiseModel, background: np.ndarray, k: float) -> np.ndarray:
     """uint16 ``floor(k * scale)`` for every background level ``0 .. background.max()``."""
-    size = int(background.max()) + 1
-    return np.clip(np.floor(model.threshold_lut(k, size)), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+    return _threshold_lut_to(model, int(background.max()), k)
+
+
+def _threshold_lut_to(model: NoiseModel, max_level: int, k: float) -> np.ndarray:
+    """uint16 ``floor(k * scale)`` for every background level ``0 .. max_level``."""
+    return np.clip(np.floor(model.threshold_lut(k, max_level + 1)), 0, np.iinfo(np.uint16).max).astype(np.uint16)
 
 
 def clip_image(model: NoiseModel, background: np.ndarray, clip_k: float = 2.0) -> np.ndarray:
@@ -173,8 +177,19 @@ def clip_image(model: NoiseModel, background: np.ndarray, clip_k: float = 2.0) -
     >>> clip_image(model, background).tolist(), (2 * threshold_image(model, background, 1.0)).tolist()
     ([[4, 8, 12]], [[4, 8, 12]])
     """
-    lut = cv2.multiply(_threshold_lut(model, background, 1.0), np.float64(clip_k), dtype=cv2.CV_16U)
-    return lut.ravel()[background]
+    return clip_lut(model, int(background.max()), clip_k)[background]
+
+
+def clip_lut(model: NoiseModel, max_level: int, clip_k: float = 2.0) -> np.ndarray:
+    """The clip of :func:`clip_image` for every background level ``0 .. max_level`` (uint16, one per level).
+
+    Examples
+    --------
+    >>> model = NoiseModel(np.array([0.0, 100.0]), np.array([2.5, 6.5]), np.array([1, 1]), 0.9)
+    >>> clip_lut(model, 100)[[0, 50, 100]].tolist()
+    [4, 8, 12]
+    """
+    return cv2.multiply(_threshold_lut_to(model, max_level, 1.0), np.float64(clip_k), dtype=cv2.CV_16U).ravel()
 
 
 def local_noise_scale(response: np.ndarray, clip: np.ndarray, window_px: int) -> np.ndarray:
