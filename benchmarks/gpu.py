@@ -35,7 +35,7 @@ from speed import fmt, git_state, median_seconds, table
 
 import calcimg
 from calcimg import pipeline
-from calcimg.core import backends
+from calcimg.core import backends, grid
 from calcimg.core.fov import field_of_view
 from calcimg.model import Params, Radiograph
 from calcimg.phantom import PhantomConfig, make_pair
@@ -46,6 +46,50 @@ def candidate_maps(radiograph: Radiograph, ops: Any, params: Params) -> tuple[np
     image, _ = pipeline.working_image(radiograph.pixels)
     fov = field_of_view(image)
     return pipeline._candidate_maps(image, fov.mask, params, pipeline._pixels_per_mm(radiograph), ops)
+
+
+#: The steps of ``pipeline._candidate_maps`` timed one by one (``--steps``): the backend's methods and the helpers
+#: that stay on the CPU for both backends.
+STEP_HELPERS = (
+    "gaussian", "subtract", "clip", "local_noise_scale", "above", "hysteresis", "trim_to_peak_fraction", "to_device",
+    "to_host",
+)  # fmt: skip
+CPU_HELPERS = ((pipeline, "_background"), (pipeline, "_noise_model"), (pipeline, "_mass_regions"), (grid, "grow_mask"))
+
+
+def step_times(radiograph: Radiograph, ops: Any, params: Params, repeats: int, sync: Any) -> dict[str, float]:
+    """Median ms of each step of ``_candidate_maps`` (``sync()`` ends each, so that GPU work is charged to its step)."""
+    image, _ = pipeline.working_image(radiograph.pixels)
+    fov_mask = field_of_view(image).mask
+    px_per_mm = pipeline._pixels_per_mm(radiograph)
+    runs: list[dict[str, float]] = []
+    owners = [(type(ops), name) for name in STEP_HELPERS] + list(CPU_HELPERS)
+    originals = {(owner, name): getattr(owner, name) for owner, name in owners}
+    for _ in range(repeats + 1):  # the first run warms up
+        seconds: dict[str, float] = dict.fromkeys([name.lstrip("_") for _, name in owners], 0.0)
+
+        def timed(function: Any, key: str, seconds: dict[str, float] = seconds) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                result = function(*args, **kwargs)
+                sync()
+                seconds[key] += time.perf_counter() - started
+                return result
+
+            return call
+
+        for (owner, name), function in originals.items():
+            setattr(owner, name, timed(function, name.lstrip("_")))
+        try:
+            sync()
+            started = time.perf_counter()
+            pipeline._candidate_maps(image, fov_mask, params, px_per_mm, ops)
+            seconds["total"] = time.perf_counter() - started
+        finally:
+            for (owner, name), function in originals.items():
+                setattr(owner, name, function)
+        runs.append(seconds)
+    return {key: 1e3 * float(np.median([run[key] for run in runs[1:]])) for key in runs[0]}
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,6 +142,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gpu.json")
+    parser.add_argument("--steps", action="store_true", help="also time each step of the moved part (first size)")
     parser.add_argument(
         "--module", default="cupy", choices=("cupy", "numpy"), help="numpy: a dry run of this script without a GPU"
     )
@@ -108,12 +153,23 @@ def main() -> None:
         import cupy
 
         device, version = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(), cupy.__version__
+        sync = cupy.cuda.Device().synchronize
     else:
         device, version = "none (numpy backend on the CPU)", "-"
+
+        def sync() -> None:
+            return None
+
     cases = [(f"{s}x{s}", make_pair(4096, "knee", PhantomConfig(shape=(s, s))).pre.radiograph) for s in args.sizes]
     cases.append(
         ("3500x4300 at 0.1 mm", make_pair(4096, "pelvis", PhantomConfig(spacing_mm=(0.1, 0.1))).pre.radiograph)
     )
+    steps = {}
+    if args.steps:
+        steps = {
+            "cpu": step_times(cases[0][1], backends.OpenCVOps(), params, args.repeats, lambda: None),
+            "gpu": step_times(cases[0][1], backends.ArrayModuleOps(args.module), params, args.repeats, sync),
+        }
     rows = [compare_image(name, radiograph, args.repeats, params, args.module) for name, radiograph in cases]
     pair = compare_pairs(args.repeats, params, args.module)
 
@@ -155,6 +211,14 @@ def main() -> None:
             ],
         )
     )  # fmt: skip
+    if steps:
+        print(f"\n### Steps of the moved part on {cases[0][0]} (ms, medians; the first four rows stay on the CPU)\n")
+        keys = [name.lstrip("_") for _, name in CPU_HELPERS] + list(STEP_HELPERS) + ["total"]
+        print(
+            table(
+                ["step", "CPU backend", "GPU backend"], [[k, fmt(steps["cpu"][k]), fmt(steps["gpu"][k])] for k in keys]
+            )
+        )
     print("\n### compare_pair on make_pair(4096, 'knee')\n")
     print(
         table(
@@ -179,6 +243,7 @@ def main() -> None:
         "opencv_threads": cv2.getNumThreads(),
         "repeats": args.repeats,
         "rows": rows,
+        "steps": steps,
         "compare_pair": pair,
         "run_seconds": time.perf_counter() - started,
     }

@@ -172,8 +172,10 @@ class ArrayModuleOps:
             return mask
         xp = self.xp
         labels, count = self._label(mask)
+        # Only the labelled pixels are scattered: the background's many zeros would all wait on one atomic maximum.
+        inside = xp.flatnonzero(labels)
         peaks = xp.zeros(count + 1, xp.int32)
-        _scatter_max(xp, peaks, labels, response)
+        _scatter_max(xp, peaks, labels.ravel()[inside], response.ravel()[inside])
         return mask & (response >= fraction * peaks[labels])
 
     def _label(self, mask: Any) -> tuple[Any, int]:
@@ -202,12 +204,7 @@ def _round_to_uint16(xp: ModuleType, values: Any) -> Any:
 
 def _scatter_max(xp: ModuleType, out: Any, index: Any, values: Any) -> None:
     """``out[i] = max(out[i], values[j])`` for every ``j`` with ``index[j] == i``, in ``out``'s integer type."""
-    if xp is np:
-        np.maximum.at(out, index.ravel(), values.ravel().astype(out.dtype))
-    else:
-        import cupyx
-
-        cupyx.scatter_max(out, index.ravel(), values.ravel().astype(out.dtype))
+    xp.maximum.at(out, index, values.astype(out.dtype))
 
 
 def _array_modules(module: str) -> tuple[ModuleType, ModuleType]:
