@@ -8,9 +8,10 @@ Needs CuPy and a CUDA GPU; never run by the tests or CI. On the same images as `
 phantoms rendered at each size, and the 3500 x 4300 pelvis at 0.1 mm), it times, as medians of ``--repeats``
 runs after one warm-up run of each backend (CuPy compiles its kernels on first use):
 
-1. the steps the backend moves, ``calcimg.pipeline._candidate_maps`` (smoothing, response, noise model and local
-   scale, seeds, extent, hysteresis and trim, with the reduced-grid background and mass channel on the CPU for
-   both; host-to-device and back included), on ``OpenCVOps`` and on ``ArrayModuleOps("cupy")``;
+1. "maps": the working image and the field of view (on the CPU for both), then ``calcimg.pipeline._candidate_maps``
+   (smoothing, response, noise model and local scale, seeds, extent, hysteresis and trim, with the reduced-grid
+   background and mass channel on the CPU for both; host-to-device and back included), on ``OpenCVOps`` and on
+   ``ArrayModuleOps("cupy")``; with ``--steps``, each step of ``_candidate_maps`` alone on the first size;
 2. the whole ``segment_image`` with ``backend="cpu"`` and ``backend="cupy"``;
 3. ``compare_pair`` on ``make_pair(4096, "knee")`` with each backend.
 

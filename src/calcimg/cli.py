@@ -110,7 +110,17 @@ def _add_segment(subparsers: argparse._SubParsersAction, common: argparse.Argume
     parser.add_argument("--params", type=Path, help="Params as JSON (see 'calcimg params')")
     parser.add_argument("--include", type=Path, help="mask image (TIFF/PNG, the image's shape): only lesions inside")
     parser.add_argument("--exclude", type=Path, help="mask or label image: lesions inside it are rejected")
+    _add_backend(parser)
     parser.set_defaults(run=_run_segment)
+
+
+def _add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=("cpu", "cupy"),
+        default="cpu",
+        help="where detection's full-size pixel steps run: cpu (OpenCV, default) or cupy (a CUDA GPU; needs CuPy)",
+    )
 
 
 def _read_mask(path: Path | None):
@@ -128,7 +138,9 @@ def _run_segment(args: argparse.Namespace) -> int:
     failures = 0
     for image in args.images:
         try:
-            result = segment_image(image, params, spacing=args.spacing, include=include, exclude=exclude)
+            result = segment_image(
+                image, params, spacing=args.spacing, include=include, exclude=exclude, backend=args.backend
+            )
             write_segmentation(result, args.out, image.stem)
         except CalcimgError as exc:
             failures += 1
@@ -162,6 +174,7 @@ def _add_compare(subparsers: argparse._SubParsersAction, common: argparse.Argume
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--spacing", type=float, help="pixel spacing in mm for both films, overriding the files'")
     parser.add_argument("--params", type=Path, help="Params as JSON (see 'calcimg params')")
+    _add_backend(parser)
     parser.set_defaults(run=_run_compare)
 
 
@@ -170,7 +183,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from calcimg.report.pair import write_comparison
 
     params = read_params(args.params) if args.params else None
-    result = compare_pair(args.pre, args.post, params, spacing=args.spacing)
+    result = compare_pair(args.pre, args.post, params, spacing=args.spacing, backend=args.backend)
     write_comparison(result, args.out, args.pre.stem, args.post.stem)
     if not args.quiet:
         summary = result.summary

@@ -997,6 +997,7 @@ def _pair_summary(
         "needs_review": bool(reasons),
         "review_reasons": reasons,
         "params": params.to_dict(),
+        "backend": pre.summary.get("backend", "cpu"),
         "version": __version__,
         "inputs": {"pre": pre.radiograph.identity(), "post": post.radiograph.identity()},
         "dates": {"pre": _study_date(pre.radiograph), "post": _study_date(post.radiograph)},

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from calcimg.cli import main
 from calcimg.core import backends, threshold
 from calcimg.errors import ParameterError
 from calcimg.phantom import make_pair
@@ -46,9 +47,14 @@ def test_unknown_backend_is_refused_by_name():
 
 
 @pytest.mark.skipif(_cuda_available(), reason="CuPy finds a GPU here")
-def test_cupy_without_a_gpu_says_what_is_missing():
+def test_cupy_without_a_gpu_says_what_is_missing(tmp_path, capsys):
     with pytest.raises(ParameterError, match="CuPy and a CUDA GPU"):
         segment_image(make_pair(1, "hand").pre.radiograph, backend="cupy")
+    image = tmp_path / "film.png"
+    cv2.imwrite(str(image), make_pair(1, "hand").pre.radiograph.pixels)
+    assert main(["segment", str(image), "--out", str(tmp_path / "out"), "--backend", "cupy"]) == 1
+    assert "CuPy and a CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "film_summary.json").exists()
 
 
 def test_kernel_is_opencvs():
@@ -138,3 +144,4 @@ def test_compare_pair_takes_the_backend():
     pair = make_pair(1, "hand")
     result = compare_pair(pair.pre.radiograph, pair.post.radiograph, backend="numpy")
     assert result.pre.summary["backend"] == "numpy" and result.post.summary["backend"] == "numpy"
+    assert result.summary["backend"] == "numpy"
