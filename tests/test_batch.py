@@ -188,6 +188,35 @@ def test_resume_skips_unchanged_items_and_recomputes_changes(tmp_path, capsys):
     assert "finished: 1 computed, 1 skipped, 0 failed" in (out / "batch.log").read_text()
 
 
+def test_backend_is_recorded_and_part_of_the_resume_key(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copy(SAMPLES / "S03_knee_pre.tif", study / "S03_knee_pre.tif")
+    out = tmp_path / "out"
+    args = ["batch", str(study), "--out", str(out), "--jobs", "1", "--pseudonym-key", KEY, "-q"]
+    assert main(args) == 0
+    single = out / pseudonym("S03", KEY) / "knee" / "pre"
+    cpu = json.loads((single / ITEM_RECORD).read_text())
+    assert cpu["backend"] == "cpu" and cpu["summary"]["backend"] == "cpu"
+    assert json.loads((out / "cohort.json").read_text())["backend"] == "cpu"
+
+    # the same item asked of another backend is computed again (the numpy module runs the GPU's code here)
+    from calcimg.batch import BatchOptions, build_plan, run_batch
+    from calcimg.model import Params
+
+    options = BatchOptions(out_dir=out, params=Params(), jobs=1, quiet=True, backend="numpy")
+    result = run_batch(build_plan(study, None, pseudonym_key=KEY, exclude=out), options)
+    assert (result.computed, result.skipped) == (1, 0)
+    record = json.loads((single / ITEM_RECORD).read_text())
+    assert record["backend"] == "numpy" and record["summary"]["backend"] == "numpy"
+    assert record["summary"]["count"] == cpu["summary"]["count"]
+    # a record written before backends were recorded counts as the CPU's
+    del record["backend"]
+    (single / ITEM_RECORD).write_text(json.dumps(record))
+    assert main(args) == 0
+    assert "finished: 0 computed, 1 skipped, 0 failed" in (out / "batch.log").read_text()
+
+
 def test_manifest_run_with_spacing_and_keep_identifiers(tmp_path):
     study = tmp_path / "study"
     (study / "films").mkdir(parents=True)

@@ -338,6 +338,9 @@ class BatchOptions:
     dicom_seg : bool
         Also write each DICOM input's lesions as a DICOM Segmentation (``<visit>_seg.dcm``) referencing it; it
         carries the source's identifiers, so the CLI allows it only with ``keep_identifiers``.
+    backend : {"cpu", "cupy", "numpy"}
+        Where detection's full-size pixel steps run in every worker (:func:`calcimg.segment_image`); ``"cupy"``
+        needs CuPy and a CUDA GPU on every worker.
     """
 
     out_dir: Path
@@ -349,6 +352,7 @@ class BatchOptions:
     keep_identifiers: bool = False
     default_key: bool = True
     dicom_seg: bool = False
+    backend: str = "cpu"
 
 
 @dataclass
@@ -398,17 +402,19 @@ def make_task(item: PairItem | SingleItem, options: BatchOptions) -> dict[str, A
         "params": options.params.to_dict(),
         "out_dir": str(options.out_dir),
         "dicom_seg": options.dicom_seg,
+        "backend": options.backend,
     }
 
 
 def resume_key(task_or_record: dict[str, Any]) -> dict[str, Any]:
-    """What must be equal for a finished item to be reused: version, Params, each input's content hash and
-    the spacing asked for."""
+    """What must be equal for a finished item to be reused: version, Params, the backend, each input's content hash
+    and the spacing asked for (a record from before backends were recorded was made on the CPU)."""
     return json_safe(
         {
             "calcimg_version": task_or_record.get("calcimg_version", __version__),
             "params": task_or_record["params"],
             "dicom_seg": bool(task_or_record.get("dicom_seg", False)),
+            "backend": task_or_record.get("backend", "cpu"),
             "inputs": [
                 {k: image.get(k) for k in ("role", "content_hash", "spacing_mm")}
                 for image in (task_or_record.get("images") or task_or_record["inputs"])
@@ -486,6 +492,7 @@ def _compute_item(task: dict[str, Any]) -> dict[str, Any]:
     from calcimg.report.pair import write_comparison
 
     params = Params.from_dict(task["params"])
+    backend = task.get("backend", "cpu")
     radiographs = []
     for image in task["images"]:
         with warnings.catch_warnings():
@@ -498,11 +505,11 @@ def _compute_item(task: dict[str, Any]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=safe_name(task["item"].replace("/", "__"), 80) + ".", dir=partial))
     try:
         if task["kind"] == "pair":
-            result = compare_pair(radiographs[0], radiographs[1], params)
+            result = compare_pair(radiographs[0], radiographs[1], params, backend=backend)
             write_comparison(result, work, "pre", "post")
             visits = [("pre", result.pre), ("post", result.post)]
         else:
-            result = segment_image(radiographs[0], params)
+            result = segment_image(radiographs[0], params, backend=backend)
             stem = safe_name(task["images"][0]["timepoint"] or "image")
             write_segmentation(result, work, stem)
             visits = [(stem, result)]
@@ -530,6 +537,7 @@ def _compute_item(task: dict[str, Any]) -> dict[str, Any]:
                 "reference": task["reference"],
                 "params": task["params"],
                 "dicom_seg": bool(task.get("dicom_seg", False)),
+                "backend": backend,
                 "inputs": inputs,
                 "files": sorted(p.name for p in work.iterdir() if not p.name.startswith(".")),
                 "summary": summary,
@@ -693,6 +701,7 @@ def _run(plan: Plan, options: BatchOptions, out: Path) -> BatchResult:
         len(plan.problems),
     )
     log.info("params %s", json.dumps(params.to_dict(), sort_keys=True))
+    log.info("backend %s", options.backend)
     if not options.keep_identifiers and options.default_key:
         message = (
             "subjects are pseudonymised with the published default key, so the pseudonyms are not secret; "
@@ -811,6 +820,7 @@ def _write_run_outputs(
     run = {
         "calcimg_version": __version__,
         "params": options.params.to_dict(),
+        "backend": options.backend,
         "pseudonymised": not options.keep_identifiers,
         "default_key": bool(options.default_key and not options.keep_identifiers),
         "spacing_mm": options.spacing,

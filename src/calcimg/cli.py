@@ -130,9 +130,10 @@ def _read_mask(path: Path | None):
 
 
 def _run_segment(args: argparse.Namespace) -> int:
-    from calcimg.pipeline import read_params, segment_image
+    from calcimg.pipeline import backend_ops, read_params, segment_image
     from calcimg.report.files import write_segmentation
 
+    backend_ops(args.backend)  # a missing GPU is said once, not once per image
     params = read_params(args.params) if args.params else None
     include, exclude = _read_mask(args.include), _read_mask(args.exclude)
     failures = 0
@@ -240,6 +241,7 @@ def _add_batch(subparsers: argparse._SubParsersAction, common: argparse.Argument
         help="also write each DICOM input's lesions as a DICOM Segmentation referencing it (<visit>_seg.dcm); "
         "a SEG carries the source's identifiers, so this needs --keep-identifiers",
     )
+    _add_backend(parser)
     parser.set_defaults(run=_run_batch)
 
 
@@ -248,7 +250,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     from calcimg.errors import ParameterError
     from calcimg.io import validate_user_spacing
     from calcimg.pairing import resolve_pseudonym_key
-    from calcimg.pipeline import read_params
+    from calcimg.pipeline import backend_ops, read_params
 
     if args.jobs is not None and args.jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {args.jobs}")
@@ -259,6 +261,8 @@ def _run_batch(args: argparse.Namespace) -> int:
             "--dicom-seg needs --keep-identifiers: a DICOM Segmentation references its source study and repeats "
             "its patient module"
         )
+    if args.scheduler is None and not args.dry_run:
+        backend_ops(args.backend)  # local workers run on this machine: a missing GPU is said once, not per item
     params = read_params(args.params) if args.params else None
     key, default_key = resolve_pseudonym_key(args.pseudonym_key)
     plan = build_plan(
@@ -281,6 +285,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         keep_identifiers=args.keep_identifiers,
         default_key=default_key,
         dicom_seg=args.dicom_seg,
+        backend=args.backend,
     )
     if params is not None:
         options.params = params

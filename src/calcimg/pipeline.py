@@ -142,8 +142,14 @@ def _pixels_per_mm(radiograph: Radiograph) -> float:
     return 2.0 / (spacing[0] + spacing[1])
 
 
-def _backend_ops(backend: str) -> backends.OpenCVOps | backends.ArrayModuleOps:
-    """The pixel operations of ``backend``, or a ParameterError that says what is wrong."""
+def backend_ops(backend: str) -> backends.OpenCVOps | backends.ArrayModuleOps:
+    """The pixel operations of ``backend`` (:mod:`calcimg.core.backends`).
+
+    Raises
+    ------
+    ParameterError
+        An unknown backend, or ``"cupy"`` without CuPy or a CUDA GPU, in words that say which.
+    """
     try:
         return backends.ops_for(backend)
     except (ValueError, ImportError) as error:
@@ -228,7 +234,7 @@ def detect_candidates(
 ) -> CandidateStage:
     """Steps 1-5 of :func:`segment_image` (same parameters): every candidate found, measured and decided."""
     params = params or Params()
-    ops = _backend_ops(backend)
+    ops = backend_ops(backend)
     radiograph = _read_source(source, spacing)
     include_mask = _region_mask(include, radiograph.shape, "include")
     exclude_mask = _region_mask(exclude, radiograph.shape, "exclude")

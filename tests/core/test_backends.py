@@ -55,6 +55,9 @@ def test_cupy_without_a_gpu_says_what_is_missing(tmp_path, capsys):
     assert main(["segment", str(image), "--out", str(tmp_path / "out"), "--backend", "cupy"]) == 1
     assert "CuPy and a CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "out" / "film_summary.json").exists()
+    assert main(["batch", str(tmp_path), "--out", str(tmp_path / "batch"), "--backend", "cupy", "-q"]) == 1
+    assert "CuPy and a CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "batch").exists()
 
 
 def test_kernel_is_opencvs():
