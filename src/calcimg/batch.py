@@ -10,7 +10,6 @@ errors and the HTML report are written at the end from the items' records.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import io
 import json
@@ -35,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from calcimg import __version__
+from calcimg._allocator import keep_large_arrays_in_heap
 from calcimg._files import atomic_write_bytes, atomic_write_json, atomic_write_text, json_safe
 from calcimg.errors import CalcimgError, InputError
 from calcimg.io import load_radiograph
@@ -561,39 +561,17 @@ def _move_into_place(work: Path, destination: Path, partial: Path) -> None:
     os.replace(work, destination)
 
 
-#: glibc's mallopt parameters and the values its dynamic thresholds reach on 64-bit Linux.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
-
-
-def _restore_allocator_thresholds() -> bool:
-    """Undo a fixed ``MALLOC_TRIM_THRESHOLD_`` in this process (glibc only); True when done.
-
-    Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``. Setting it also freezes glibc's mmap
-    threshold at 128 KiB, so every array of the hot path is a fresh mmap whose pages fault in again: calcimg ran
-    about 1.55x slower per item in such a worker (docs/batch.md). Raising both thresholds to what glibc's own
-    dynamic thresholds reach restores the usual speed.
-    """
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl, ...): nothing to undo
-        return False
-    mmap_ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-    return bool(mmap_ok and libc.mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD_MAX))
-
-
 def _init_worker() -> None:
     """Prepare a worker process: one item per worker thread, so OpenCV's own threads (and compare_pair's second
-    thread, which follows OpenCV's setting) would only oversubscribe the cores; the allocator's usual thresholds
-    where a Dask nanny fixed them; and the pipeline imported once here rather than inside the first item's time."""
+    thread, which follows OpenCV's setting) would only oversubscribe the cores; the allocator set to reuse large
+    arrays (:func:`keep_large_arrays_in_heap`); and the pipeline imported once here rather than inside the first
+    item's time."""
     import cv2
 
     import calcimg.pipeline  # noqa: F401
 
     cv2.setNumThreads(1)
-    _restore_allocator_thresholds()
+    keep_large_arrays_in_heap()
 
 
 def _local_outcomes(tasks: list[dict[str, Any]], jobs: int) -> Iterator[dict[str, Any]]:

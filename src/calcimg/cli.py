@@ -334,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``calcimg`` command and return its exit status."""
     args = build_parser().parse_args(argv)
+    if args.run in (_run_segment, _run_compare, _run_batch):
+        from calcimg._allocator import keep_large_arrays_in_heap
+
+        keep_large_arrays_in_heap()  # this process is calcimg's own: freed film-sized arrays are reused
     try:
         return args.run(args)
     except CalcimgError as exc:
