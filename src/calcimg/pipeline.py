@@ -10,7 +10,8 @@ Steps of :func:`segment_image`:
 4. learn the response's noise and texture scale locally and threshold with hysteresis: seeds where the smoothed
    response exceeds ``seed_k`` scales, extent where the unsmoothed response exceeds ``grow_k`` scales
    (:mod:`calcimg.core.threshold`); add the regions of the mass channel (deposits wider than the line, found on a
-   reduced copy against longer lines: :func:`_mass_regions`);
+   reduced copy against longer lines: :func:`_mass_regions`); the full-size pixel work of steps 3 and 4 runs on
+   the backend asked for (:mod:`calcimg.core.backends`: OpenCV on the CPU by default, or CuPy on a CUDA GPU);
 5. label the candidates (8-connected), measure them and decide each one (:mod:`calcimg.core.measure`,
    :mod:`calcimg.core.classify`);
 6. fill the holes of the accepted lesions and measure them in mm and mm^2.
