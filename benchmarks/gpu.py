@@ -32,12 +32,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-from speed import fmt, git_state, median_seconds, table
+from speed import StageClock, fmt, git_state, instrumented, median_seconds, table
 
 import calcimg
 from calcimg import pipeline
 from calcimg.core import backends, grid
 from calcimg.core.fov import field_of_view
+from calcimg.core.scoring import score_segmentation
 from calcimg.model import Params, Radiograph
 from calcimg.phantom import PhantomConfig, make_pair
 
@@ -63,40 +64,18 @@ def step_times(radiograph: Radiograph, ops: Any, params: Params, repeats: int, s
     image, _ = pipeline.working_image(radiograph.pixels)
     fov_mask = field_of_view(image).mask
     px_per_mm = pipeline._pixels_per_mm(radiograph)
-    runs: list[dict[str, float]] = []
     owners = [(type(ops), name) for name in STEP_HELPERS] + list(CPU_HELPERS)
-    originals = {(owner, name): getattr(owner, name) for owner, name in owners}
+    stages = tuple((name.lstrip("_"), ((owner, name),)) for owner, name in owners)
+    runs: list[dict[str, float]] = []
     for _ in range(repeats + 1):  # the first run warms up
-        seconds: dict[str, float] = dict.fromkeys([name.lstrip("_") for _, name in owners], 0.0)
-
-        def timed(function: Any, key: str, seconds: dict[str, float] = seconds) -> Any:
-            def call(*args: Any, **kwargs: Any) -> Any:
-                started = time.perf_counter()
-                result = function(*args, **kwargs)
-                sync()
-                seconds[key] += time.perf_counter() - started
-                return result
-
-            return call
-
-        for (owner, name), function in originals.items():
-            setattr(owner, name, timed(function, name.lstrip("_")))
-        try:
+        clock = StageClock(sync)
+        with instrumented(clock, stages):
             sync()
             started = time.perf_counter()
             pipeline._candidate_maps(image, fov_mask, params, px_per_mm, ops)
-            seconds["total"] = time.perf_counter() - started
-        finally:
-            for (owner, name), function in originals.items():
-                setattr(owner, name, function)
-        runs.append(seconds)
+            total = time.perf_counter() - started
+        runs.append({**{stage: clock.seconds.get(stage, 0.0) for stage, _ in stages}, "total": total})
     return {key: 1e3 * float(np.median([run[key] for run in runs[1:]])) for key in runs[0]}
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice coefficient of two masks (1 when both are empty)."""
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def compare_image(name: str, radiograph: Radiograph, repeats: int, params: Params, module: str) -> dict[str, Any]:
@@ -115,7 +94,7 @@ def compare_image(name: str, radiograph: Radiograph, repeats: int, params: Param
     )
     row["lesions_cpu"], row["lesions_gpu"] = len(cpu.lesions), len(gpu.lesions)
     row["candidates_cpu"], row["candidates_gpu"] = len(cpu.candidate_table), len(gpu.candidate_table)
-    row["lesion_dice"] = dice(cpu.labels > 0, gpu.labels > 0)
+    row["lesion_dice"] = score_segmentation(cpu.labels, gpu.labels, fp_tolerance_px=0)["dice"]
     row["candidate_pixels_differing"] = float(np.mean(cpu_maps[4] != gpu_maps[4]))
     # Where a window keeps one pixel more or less, its scale can change a lot: a share, not a maximum.
     row["scale_pixels_over_1pct"] = float(np.mean(np.abs(cpu_maps[3] - gpu_maps[3]) > 0.01 * cpu_maps[3]))

@@ -147,9 +147,10 @@ def px_per_mm(radiograph: Radiograph) -> float:
 class StageClock:
     """Adds the wall time of wrapped calls to stages; only the outermost wrapped call on the main thread counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync: Callable[[], object] | None = None) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.depth = 0
+        self.sync = sync  # called at the end of each timed call (a GPU's work is then charged to its step)
 
     def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
@@ -159,7 +160,10 @@ class StageClock:
             self.depth += 1
             started = time.perf_counter()
             try:
-                return function(*args, **kwargs)
+                result = function(*args, **kwargs)
+                if self.sync is not None:
+                    self.sync()
+                return result
             finally:
                 self.seconds[stage] += time.perf_counter() - started
                 self.depth -= 1
@@ -178,11 +182,13 @@ def missing_helpers() -> list[str]:
 
 
 @contextmanager
-def instrumented(clock: StageClock) -> Iterator[None]:
-    """Replace the helpers of STAGES by timed wrappers for the duration of the block, then restore them."""
+def instrumented(
+    clock: StageClock, stages: tuple[tuple[str, tuple[tuple[Any, str], ...]], ...] = STAGES
+) -> Iterator[None]:
+    """Replace the helpers of ``stages`` by timed wrappers for the duration of the block, then restore them."""
     saved = []
     try:
-        for stage, helpers in STAGES:
+        for stage, helpers in stages:
             for owner, name in helpers:
                 raw = vars(owner).get(name)
                 if raw is None:

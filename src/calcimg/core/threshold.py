@@ -152,15 +152,10 @@ def threshold_image(model: NoiseModel, background: np.ndarray, k: float) -> np.n
     Returns ``floor(k * scale)`` as uint16, so that for an integer response ``response > threshold`` is exactly
     ``response > k * scale``. Uses a look-up table over the integer background levels: one gather per pixel.
     """
-    return _threshold_lut(model, background, k)[background]
+    return _threshold_lut(model, int(background.max()), k)[background]
 
 
-def _threshold_lut(model: NoiseModel, background: np.ndarray, k: float) -> np.ndarray:
-    """uint16 ``floor(k * scale)`` for every background level ``0 .. background.max()``."""
-    return _threshold_lut_to(model, int(background.max()), k)
-
-
-def _threshold_lut_to(model: NoiseModel, max_level: int, k: float) -> np.ndarray:
+def _threshold_lut(model: NoiseModel, max_level: int, k: float) -> np.ndarray:
     """uint16 ``floor(k * scale)`` for every background level ``0 .. max_level``."""
     return np.clip(np.floor(model.threshold_lut(k, max_level + 1)), 0, np.iinfo(np.uint16).max).astype(np.uint16)
 
@@ -189,7 +184,7 @@ def clip_lut(model: NoiseModel, max_level: int, clip_k: float = 2.0) -> np.ndarr
     >>> clip_lut(model, 100)[[0, 50, 100]].tolist()
     [4, 8, 12]
     """
-    return cv2.multiply(_threshold_lut_to(model, max_level, 1.0), np.float64(clip_k), dtype=cv2.CV_16U).ravel()
+    return cv2.multiply(_threshold_lut(model, max_level, 1.0), np.float64(clip_k), dtype=cv2.CV_16U).ravel()
 
 
 def local_noise_scale(response: np.ndarray, clip: np.ndarray, window_px: int) -> np.ndarray:
