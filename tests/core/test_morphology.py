@@ -18,6 +18,7 @@ from calcimg.core.morphology import (
     fill_holes,
     grey_opening_disk,
     hysteresis,
+    large_components,
     line_opening_max,
 )
 from symmetries import DIHEDRAL
@@ -281,3 +282,26 @@ def test_binary_open_small_radius_is_copy():
     mask = _smooth_mask(3)
     opened = binary_open(mask, 0.9)
     assert np.array_equal(opened, mask) and opened is not mask
+
+
+@pytest.mark.parametrize("many_small", [False, True])
+def test_large_components_equals_area_look_up(many_small):
+    """Whichever way the small components are cleared (one by one, or one look-up pass when there are more than
+    ``_MAX_COMPONENTS_CLEARED``), the result is the plain definition: each 8-connected component kept when its area
+    reaches ``min_area``."""
+    rng = np.random.default_rng(7)
+    small_counts = []
+    for _ in range(40):
+        rows, cols = rng.integers(1, 80, 2)
+        density = 0.15 if many_small else rng.uniform(0.3, 0.9)
+        mask = (rng.random((rows, cols)) < density).astype(np.uint8)
+        min_area = int(rng.integers(0, 15))
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+        keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+        small_counts.append(int((~keep[1:]).sum()))
+        keep[0] = False
+        result = large_components(mask, min_area)
+        assert result.dtype == np.uint8
+        assert np.array_equal(result, keep.view(np.uint8)[labels])
+    # both ways of clearing were taken
+    assert any(count > 64 if many_small else 0 < count <= 64 for count in small_counts)

@@ -156,8 +156,23 @@ def large_components(mask: np.ndarray, min_area: int) -> np.ndarray:
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask[box], connectivity=8, ltype=cv2.CV_32S)
     keep = stats[:, cv2.CC_STAT_AREA] >= min_area
     keep[0] = False
-    big[box] = keep.view(np.uint8)[labels]
+    small_ids = np.flatnonzero(~keep[1:]) + 1
+    if len(small_ids) > _MAX_COMPONENTS_CLEARED:
+        big[box] = keep.view(np.uint8)[labels]  # one look-up pass over the box
+        return big
+    # Usually every component, or all but a few, is large: copy the mask and clear the few small ones within their
+    # own bounding boxes, which saves a look-up pass over the whole box (a third of the cost on a large film).
+    inside = big[box]
+    np.not_equal(mask[box], 0, out=inside.view(bool))
+    for small_id in small_ids:
+        left, top, width, height = stats[small_id, :4]
+        part = (slice(top, top + height), slice(left, left + width))
+        inside[part][labels[part] == small_id] = 0
     return big
+
+
+#: Most small components :func:`large_components` clears one by one; with more, it uses one look-up pass.
+_MAX_COMPONENTS_CLEARED = 64
 
 
 def binary_open(mask: np.ndarray, radius: float) -> np.ndarray:
