@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calcimg.core.fov import collimation_bands, field_of_view, flat_regions, grow_square, marker_regions
+from calcimg.core.fov import (
+    collimation_bands,
+    field_of_view,
+    flat_regions,
+    grow_square,
+    marker_regions,
+    shutter_edges,
+)
+from symmetries import DIHEDRAL
 
 
 def _tissue(seed: int = 0, shape: tuple[int, int] = (256, 256)) -> np.ndarray:
@@ -97,7 +105,12 @@ def test_fov_to_dict():
     image = _tissue()
     image[:, :64] = 0
     record = field_of_view(image).to_dict()
-    assert record == {"fraction_inside": 0.75, "flat_fraction": 0.25, "collimation_bands_px": {}}
+    assert record == {
+        "fraction_inside": 0.75,
+        "flat_fraction": 0.25,
+        "collimation_bands_px": {},
+        "shutter_edges_px": {},
+    }
 
 
 def test_marker_regions_grown_by_a_square_margin():
@@ -110,3 +123,50 @@ def test_marker_regions_grown_by_a_square_margin():
     expected[8:22, 8:16] = True
     assert np.array_equal(zone, expected)
     assert not grow_square(marker_regions(image, 1001, min_area_px=1), 2).any()
+
+
+def _tilted_shutter(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Tissue with a collimator blade's shadow on the right: beyond a line 4 degrees off vertical (40 pixels deep at
+    the middle row) a smooth bright ramp, so that no column is a band; and the truth of what lies beyond."""
+    rng = np.random.default_rng(seed)
+    image = _tissue(seed).astype(np.float64)
+    rows, cols = np.mgrid[:256, :256]
+    line = 215 + (rows - 127.5) * np.tan(np.radians(4))
+    beyond = cols > line
+    ramp = 5000 + 30 * (cols - line) + rng.normal(0, 40, image.shape)
+    image[beyond] = ramp[beyond]
+    return np.clip(image, 0, 65535).astype(np.uint16), beyond
+
+
+def test_tilted_shutter_shadow_is_excluded():
+    """A bright shutter beyond a tilted straight edge is no band, but is found as a shutter edge and excluded; the
+    tissue before it is kept (within 2 pixels of the edge, which is blurred on a film)."""
+    image, beyond = _tilted_shutter()
+    fov = field_of_view(image)
+    assert set(fov.shutters) == {"right"}
+    rows, cols = np.mgrid[:256, :256]
+    distance = np.abs(cols - (215 + (rows - 127.5) * np.tan(np.radians(4))))
+    assert not fov.mask[beyond & (distance > 2)].any()
+    assert fov.mask[~beyond & (distance > 2)].all()
+    assert fov.to_dict()["shutter_edges_px"] == {"right": list(fov.shutters["right"])}
+
+
+@pytest.mark.parametrize("name", sorted(DIHEDRAL))
+def test_shutter_edge_follows_flips_and_turns(name):
+    """A flipped or turned film gives the flipped or turned field of view."""
+    image, _ = _tilted_shutter()
+    transform = DIHEDRAL[name]
+    assert np.array_equal(field_of_view(transform(image)).mask, transform(field_of_view(image).mask))
+
+
+def test_anatomy_beyond_a_straight_edge_is_no_shutter():
+    """A bright region beyond a straight edge that holds structure (sharp-edged 'bones') is anatomy, not a blade's
+    shadow: nothing is excluded."""
+    image = _tissue(6).astype(np.float64)
+    image[:, 200:] += 3000
+    rows, cols = np.mgrid[:256, :256]
+    for centre_row in range(20, 256, 30):
+        image[(rows - centre_row) ** 2 + (cols - 228) ** 2 < 81] += 2000
+    image = np.clip(image, 0, 65535).astype(np.uint16)
+    assert shutter_edges(image, np.ones(image.shape, bool)) == {}
+    assert field_of_view(image).mask.all()

@@ -1,12 +1,15 @@
 """The field of view: where on the film anatomy was exposed and measurable.
 
-Excluded are flat regions (software shutters and saturated areas, which carry no noise) and collimation bands
-(unexposed strips along the image edges, brighter than any tissue). Lead markers are left to the candidate
-classification, since they are small bright objects like the lesions themselves.
+Excluded are flat regions (software shutters and saturated areas, which carry no noise), collimation bands
+(unexposed strips along the image edges, brighter than any tissue) and what lies beyond the straight edge of a
+bright shutter that is not a band (a collimator blade set at an angle, or one whose shadow fades into a ramp of
+scatter, so that no row is uniformly bright). Lead markers are left to the candidate classification, since they are
+small bright objects like the lesions themselves.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +32,15 @@ class FieldOfView:
         Fraction of the image excluded as flat (no noise: shutter or saturation).
     bands : dict
         Depth in pixels of the collimation band found on each side (``top``, ``bottom``, ``left``, ``right``).
+    shutters : dict
+        The straight shutter edge found on each side (:func:`shutter_edges`), as its depth in pixels from that
+        side at the edge's two ends (first and last row, or column, along the side).
     """
 
     mask: np.ndarray
     flat_fraction: float
     bands: dict[str, int] = field(default_factory=dict)
+    shutters: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (without the mask)."""
@@ -41,6 +48,7 @@ class FieldOfView:
             "fraction_inside": round(float(self.mask.mean()), 6),
             "flat_fraction": round(self.flat_fraction, 6),
             "collimation_bands_px": dict(self.bands),
+            "shutter_edges_px": {side: list(depths) for side, depths in self.shutters.items()},
         }
 
 
@@ -112,6 +120,156 @@ def collimation_bands(image: np.ndarray, usable: np.ndarray, max_depth_fraction:
     return bands
 
 
+def _toward_side(array: np.ndarray, side: str) -> np.ndarray:
+    """A view of ``array`` turned so that ``side`` is its right-hand edge (writing to the view writes ``array``)."""
+    return {"right": array, "left": array[:, ::-1], "bottom": array.T, "top": array.T[:, ::-1]}[side]
+
+
+def _straight_edge(
+    edges: np.ndarray, max_depth: int, max_tilt_deg: float, tilt_step_deg: float = 0.25
+) -> tuple[float, int, float]:
+    """The straight, near-vertical line through most ``edges`` pixels within ``max_depth`` of the right-hand side.
+
+    Each tilt shears the edge map so that its lines become columns (one affine warp), and a column's share of rows
+    holding an edge pixel (within one pixel across) is that line's support. Of the tilts whose best line has the
+    most support, the one nearest their middle is taken (the least tilted of two), so that a flipped or turned film
+    gives the flipped or turned line.
+
+    Returns
+    -------
+    tuple
+        ``(support, column, tilt)``: the line's column at the middle row and its tilt in radians (the column grows
+        by ``tan(tilt)`` per row).
+    """
+    rows, cols = edges.shape
+    first = max(cols - max_depth, 0)
+    # only the columns that a line starting at ``first`` or beyond can reach are sheared
+    reach = int(math.ceil((rows - 1) / 2 * math.tan(math.radians(max_tilt_deg)))) + 1
+    offset = max(first - reach, 0)
+    near = cv2.dilate(edges[:, offset:].view(np.uint8), np.ones((1, 3), np.uint8))
+    width = cols - offset
+    lines = []  # (support, column, tilt in degrees) of the best line of each tilt
+    for tilt_deg in np.arange(-max_tilt_deg, max_tilt_deg + tilt_step_deg / 2, tilt_step_deg):
+        slope = math.tan(math.radians(tilt_deg))
+        shear = np.array([[1.0, slope, -slope * (rows - 1) / 2], [0.0, 1.0, 0.0]])
+        sheared = cv2.warpAffine(
+            near, shear, (width, rows), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
+        )
+        support = cv2.reduce(sheared[:, first - offset :], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+        start = int(np.argmax(support))
+        end = start  # lines of equal support side by side: the middle one
+        while end + 1 < len(support) and support[end + 1] == support[start]:
+            end += 1
+        lines.append((int(support[start]), first + (start + end) // 2, float(tilt_deg)))
+    most = max(line[0] for line in lines)
+    tied = [line for line in lines if line[0] == most]
+    middle = float(np.mean([line[2] for line in tied]))
+    support, column, tilt_deg = min(tied, key=lambda line: (abs(line[2] - middle), abs(line[2])))
+    return support / rows, column, math.radians(tilt_deg)
+
+
+def shutter_edges(
+    image: np.ndarray,
+    usable: np.ndarray,
+    max_depth_fraction: float = 0.35,
+    max_tilt_deg: float = 10.0,
+    min_support: float = 0.7,
+    max_busy_fraction: float = 0.02,
+) -> dict[str, tuple[int, int]]:
+    """Straight edges of bright shutters along the image's sides that the bands of :func:`collimation_bands` miss.
+
+    A collimator blade leaves a straight edge across the whole film, brighter on the blade's side; where the blade is
+    set at an angle, or its shadow fades into a ramp of scatter, no row beyond it is uniformly bright and it is no
+    band. On a reduced copy, an edge pixel is where the image rises towards the side by a tenth of its range over a
+    few pixels, or where a flat region (air) ends against brighter pixels. An edge counts when a straight line
+    within ``max_depth_fraction`` of the side, tilted at most ``max_tilt_deg``, runs through edge pixels on at least
+    ``min_support`` of its length, and the film beyond it is smooth: at most ``max_busy_fraction`` of its usable
+    pixels have a gradient of half that rise (anatomy beyond a straight skin line is not smooth).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image, bright = dense.
+    usable : numpy.ndarray
+        Pixels to consider (flat regions excluded).
+    max_depth_fraction, max_tilt_deg, min_support, max_busy_fraction : float
+        See above.
+
+    Returns
+    -------
+    dict of str to (int, int)
+        For each side with an edge, its depth in pixels from that side at the edge's two ends (the first and last
+        row for ``left``/``right``, column for ``top``/``bottom``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.normal(1000, 30, (200, 200)).astype(np.uint16)
+    >>> img[:, 160:] = 3000 + np.arange(40, dtype=np.uint16) * 20  # a blade's shadow: a bright ramp, no band
+    >>> shutter_edges(img, np.ones(img.shape, bool))  # at its steepest rise, 2 pixels into the ramp
+    {'right': (38, 38)}
+    """
+    step = max(1, min(image.shape) // 512)
+    small = cv2.blur(grid.centred_sample(image, step).astype(np.float32), (3, 3))
+    small_usable = grid.centred_sample(usable, step)
+    values = small[small_usable]
+    if values.size < 100:
+        return {}
+    low, high = np.percentile(values, [0.5, 99.5])
+    rise = 0.1 * float(high - low)
+    if rise <= 0:
+        return {}
+    found: dict[str, tuple[int, int]] = {}
+    for side in ("top", "bottom", "left", "right"):
+        view, view_usable = _toward_side(small, side), _toward_side(small_usable, side)
+        rows, cols = view.shape
+        if cols < 4 * _SHUTTER_STEP_PX or rows < 8:
+            continue
+        support, column, tilt = _straight_edge(
+            _shutter_edge_pixels(view, view_usable, rise), int(cols * max_depth_fraction), max_tilt_deg
+        )
+        if support < min_support:
+            continue
+        line = column + (np.arange(rows) - (rows - 1) / 2) * math.tan(tilt)
+        # smooth beyond the edge's own rise (the edge pixels span 2 x _SHUTTER_STEP_PX + 1 across)
+        beyond = (np.arange(cols)[None, :] > line[:, None] + 2 * _SHUTTER_STEP_PX + 2) & view_usable
+        gradient_rows, gradient_cols = np.gradient(view)
+        busy = (np.hypot(gradient_rows, gradient_cols) > rise / 2) & beyond
+        if not beyond.any() or busy.sum() > max_busy_fraction * beyond.sum():
+            continue
+        depths = (cols - 1 - line[0]) * step, (cols - 1 - line[-1]) * step
+        found[side] = (max(int(round(depths[0])), 0), max(int(round(depths[1])), 0))
+    return found
+
+
+#: Distance (reduced-grid pixels) on each side of a pixel over which :func:`shutter_edges` measures the rise.
+_SHUTTER_STEP_PX = 3
+
+
+def _shutter_edge_pixels(view: np.ndarray, usable: np.ndarray, rise: float) -> np.ndarray:
+    """Where ``view`` rises most, by at least ``rise``, towards its right-hand side, or a flat region ends against
+    brighter pixels."""
+    k = _SHUTTER_STEP_PX
+    step = np.zeros(view.shape, np.float32)
+    step[:, k:-k] = np.where(usable[:, 2 * k :] & usable[:, : -2 * k], view[:, 2 * k :] - view[:, : -2 * k], 0)
+    # one pixel per row and step: where the rise is largest along the row
+    edges = step > rise
+    edges[:, 1:-1] &= (step[:, 1:-1] >= step[:, :-2]) & (step[:, 1:-1] > step[:, 2:])
+    flat_end = ~usable[:, : -1 - k] & usable[:, 1:-k] & (view[:, 1 + k :] > view[:, : -1 - k] + rise / 2)
+    edges[:, 1:-k] |= flat_end
+    return edges
+
+
+def _exclude_beyond(mask: np.ndarray, side: str, depths: tuple[int, int]) -> None:
+    """Set ``mask`` False beyond the straight edge at ``depths`` from ``side`` (in place)."""
+    view = _toward_side(mask, side)
+    rows, cols = view.shape
+    along = np.linspace(depths[0], depths[1], rows)
+    for row, depth in enumerate(np.ceil(along).astype(int)):
+        if depth > 0:
+            view[row, max(cols - depth, 0) :] = False
+
+
 def field_of_view(image: np.ndarray, margin_px: int = 0) -> FieldOfView:
     """Find the usable field of view of a radiograph.
 
@@ -136,10 +294,13 @@ def field_of_view(image: np.ndarray, margin_px: int = 0) -> FieldOfView:
     mask[rows - depth["bottom"] :, :] = False
     mask[:, : depth["left"]] = False
     mask[:, cols - depth["right"] :] = False
+    shutters = shutter_edges(image, usable)
+    for side, depths in shutters.items():
+        _exclude_beyond(mask, side, depths)
     if margin_px > 0:
         size = 2 * margin_px + 1
         mask = cv2.erode(mask.view(np.uint8), np.ones((size, size), np.uint8), borderValue=0).astype(bool)
-    return FieldOfView(mask=mask, flat_fraction=float(flat.mean()), bands=bands)
+    return FieldOfView(mask=mask, flat_fraction=float(flat.mean()), bands=bands, shutters=shutters)
 
 
 def marker_regions(image: np.ndarray, level: float, min_area_px: int) -> np.ndarray:
