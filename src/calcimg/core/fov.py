@@ -219,6 +219,7 @@ def shutter_edges(
     rise = 0.1 * float(high - low)
     if rise <= 0:
         return {}
+    slope = np.hypot(*np.gradient(small))  # the same turned any way, so computed once
     found: dict[str, tuple[int, int]] = {}
     for side in ("top", "bottom", "left", "right"):
         view, view_usable = _toward_side(small, side), _toward_side(small_usable, side)
@@ -233,8 +234,7 @@ def shutter_edges(
         line = column + (np.arange(rows) - (rows - 1) / 2) * math.tan(tilt)
         # smooth beyond the edge's own rise (the edge pixels span 2 x _SHUTTER_STEP_PX + 1 across)
         beyond = (np.arange(cols)[None, :] > line[:, None] + 2 * _SHUTTER_STEP_PX + 2) & view_usable
-        gradient_rows, gradient_cols = np.gradient(view)
-        busy = (np.hypot(gradient_rows, gradient_cols) > rise / 2) & beyond
+        busy = (_toward_side(slope, side) > rise / 2) & beyond
         if not beyond.any() or busy.sum() > max_busy_fraction * beyond.sum():
             continue
         depths = (cols - 1 - line[0]) * step, (cols - 1 - line[-1]) * step
