@@ -170,3 +170,12 @@ def test_anatomy_beyond_a_straight_edge_is_no_shutter():
     image = np.clip(image, 0, 65535).astype(np.uint16)
     assert shutter_edges(image, np.ones(image.shape, bool)) == {}
     assert field_of_view(image).mask.all()
+
+
+@pytest.mark.parametrize("shape", [(1, 400), (400, 1), (2, 300), (11, 500), (12, 12)])
+def test_shutter_search_on_a_film_too_thin_for_an_edge(shape):
+    """A film one or a few pixels thin (with enough pixels to look at) finds no shutter edge and does not fail."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 4000, shape).astype(np.uint16)
+    assert shutter_edges(image, np.ones(shape, bool)) == {}
+    assert field_of_view(image).mask.shape == shape

@@ -213,7 +213,7 @@ def shutter_edges(
     small = cv2.blur(grid.centred_sample(image, step).astype(np.float32), (3, 3))
     small_usable = grid.centred_sample(usable, step)
     values = small[small_usable]
-    if values.size < 100:
+    if values.size < 100 or min(small.shape) < 4 * _SHUTTER_STEP_PX:  # too small a film to hold a straight edge
         return {}
     low, high = np.percentile(values, [0.5, 99.5])
     rise = 0.1 * float(high - low)
@@ -224,8 +224,6 @@ def shutter_edges(
     for side in ("top", "bottom", "left", "right"):
         view, view_usable = _toward_side(small, side), _toward_side(small_usable, side)
         rows, cols = view.shape
-        if cols < 4 * _SHUTTER_STEP_PX or rows < 8:
-            continue
         support, column, tilt = _straight_edge(
             _shutter_edge_pixels(view, view_usable, rise), int(cols * max_depth_fraction), max_tilt_deg
         )
