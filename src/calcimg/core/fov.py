@@ -126,14 +126,15 @@ def _toward_side(array: np.ndarray, side: str) -> np.ndarray:
 
 
 def _straight_edge(
-    edges: np.ndarray, max_depth: int, max_tilt_deg: float, tilt_step_deg: float = 0.25
+    edges: np.ndarray, max_depth: int, max_tilt_deg: float, min_support: float = 0.0, tilt_step_deg: float = 0.25
 ) -> tuple[float, int, float]:
     """The straight, near-vertical line through most ``edges`` pixels within ``max_depth`` of the right-hand side.
 
     Each tilt shears the edge map so that its lines become columns (one affine warp), and a column's share of rows
     holding an edge pixel (within one pixel across) is that line's support. Of the tilts whose best line has the
     most support, the one nearest their middle is taken (the least tilted of two), so that a flipped or turned film
-    gives the flipped or turned line.
+    gives the flipped or turned line. When fewer than ``min_support`` of the rows hold an edge pixel where a line
+    can run, no line can reach it, and that share is returned without a search.
 
     Returns
     -------
@@ -147,6 +148,9 @@ def _straight_edge(
     reach = int(math.ceil((rows - 1) / 2 * math.tan(math.radians(max_tilt_deg)))) + 1
     offset = max(first - reach, 0)
     near = cv2.dilate(edges[:, offset:].view(np.uint8), np.ones((1, 3), np.uint8))
+    rows_with_edges = float(np.count_nonzero(near.any(axis=1))) / rows
+    if rows_with_edges < min_support:  # an upper bound of every line's support
+        return rows_with_edges, cols - 1, 0.0
     width = cols - offset
     lines = []  # (support, column, tilt in degrees) of the best line of each tilt
     for tilt_deg in np.arange(-max_tilt_deg, max_tilt_deg + tilt_step_deg / 2, tilt_step_deg):
@@ -225,7 +229,7 @@ def shutter_edges(
         view, view_usable = _toward_side(small, side), _toward_side(small_usable, side)
         rows, cols = view.shape
         support, column, tilt = _straight_edge(
-            _shutter_edge_pixels(view, view_usable, rise), int(cols * max_depth_fraction), max_tilt_deg
+            _shutter_edge_pixels(view, view_usable, rise), int(cols * max_depth_fraction), max_tilt_deg, min_support
         )
         if support < min_support:
             continue
