@@ -22,30 +22,23 @@ import sys
 import time
 from pathlib import Path
 
+from speed import child_env
+
 CHILD = """
-import json, statistics, sys, time
+import json, sys
 from calcimg._allocator import keep_large_arrays_in_heap
 if sys.argv[1] == "kept":
     assert keep_large_arrays_in_heap()
 from calcimg.phantom import PhantomConfig, make_pair
 from calcimg.pipeline import compare_pair, segment_image
-
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) * 1024
+from speed import hwm, median_seconds
 
 pair = make_pair(4096, "pelvis", PhantomConfig(spacing_mm=(0.1, 0.1)))
 pre, post = pair.pre.radiograph, pair.post.radiograph
 before = hwm()
 segment_image(pre)
-def median(call, n):
-    times = []
-    for _ in range(n):
-        started = time.perf_counter(); call(); times.append(time.perf_counter() - started)
-    return statistics.median(times)
-segment = median(lambda: segment_image(pre), int(sys.argv[2]))
-compare = median(lambda: compare_pair(pre, post), 3)
+segment = median_seconds(lambda: segment_image(pre), int(sys.argv[2]))
+compare = median_seconds(lambda: compare_pair(pre, post), 3)
 print(json.dumps({"segment_s": segment, "compare_s": compare, "hwm_before": before, "hwm_after": hwm(),
                   "shape": list(pre.shape)}))
 """
@@ -62,7 +55,11 @@ def main() -> None:
     for _ in range(args.rounds):
         for mode in runs:
             out = subprocess.run(
-                [sys.executable, "-c", CHILD, mode, str(args.repeats)], capture_output=True, text=True, check=True
+                [sys.executable, "-c", CHILD, mode, str(args.repeats)],
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                check=True,
             )
             runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
 

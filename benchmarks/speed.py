@@ -263,17 +263,29 @@ def time_naive(image: np.ndarray, radius_px: int, repeats: int) -> tuple[float, 
 
 # -------------------------------------------------------------------------------------------------------- memory
 
+
+def hwm() -> int:
+    """This process's resident-memory high-water mark (VmHWM) in bytes (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a benchmark's child process, with this folder on its path (``from speed import hwm``)."""
+    here = str(Path(__file__).resolve().parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": here if not path else here + os.pathsep + path}
+
+
 _CHILD = r"""
 import json, sys
 import numpy as np
 from calcimg.model import Radiograph
 from calcimg.pipeline import segment_image
-
-def hwm():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+from speed import hwm
 
 pixels = np.load(sys.argv[1])
 spacing = tuple(json.loads(sys.argv[2]))
@@ -292,6 +304,7 @@ def rss_peak(radiograph: Radiograph) -> dict[str, int]:
         np.save(path, radiograph.pixels)
         done = subprocess.run(
             [sys.executable, "-c", _CHILD, str(path), json.dumps(list(radiograph.spacing_mm))],
+            env=child_env(),
             check=True,
             capture_output=True,
             text=True,

@@ -115,6 +115,7 @@ def _add_segment(subparsers: argparse._SubParsersAction, common: argparse.Argume
 
 
 def _add_backend(parser: argparse.ArgumentParser) -> None:
+    """The ``--backend`` option of the commands that segment (segment, compare, batch)."""
     parser.add_argument(
         "--backend",
         choices=("cpu", "cupy"),

@@ -168,8 +168,11 @@ def test_anatomy_beyond_a_straight_edge_is_no_shutter():
     for centre_row in range(20, 256, 30):
         image[(rows - centre_row) ** 2 + (cols - 228) ** 2 < 81] += 2000
     image = np.clip(image, 0, 65535).astype(np.uint16)
-    assert shutter_edges(image, np.ones(image.shape, bool)) == {}
+    usable = np.ones(image.shape, bool)
+    assert shutter_edges(image, usable) == {}
     assert field_of_view(image).mask.all()
+    # the straight edge itself is found: it is the structure beyond it that rules it out
+    assert set(shutter_edges(image, usable, max_busy_fraction=1.0)) == {"right"}
 
 
 @pytest.mark.parametrize("shape", [(1, 400), (400, 1), (2, 300), (11, 500), (12, 12)])

@@ -120,6 +120,10 @@ def collimation_bands(image: np.ndarray, usable: np.ndarray, max_depth_fraction:
     return bands
 
 
+#: Distance (reduced-grid pixels) on each side of a pixel over which :func:`shutter_edges` measures the rise.
+_SHUTTER_STEP_PX = 3
+
+
 def _toward_side(array: np.ndarray, side: str) -> np.ndarray:
     """A view of ``array`` turned so that ``side`` is its right-hand edge (writing to the view writes ``array``)."""
     return {"right": array, "left": array[:, ::-1], "bottom": array.T, "top": array.T[:, ::-1]}[side]
@@ -242,10 +246,6 @@ def shutter_edges(
         depths = (cols - 1 - line[0]) * step, (cols - 1 - line[-1]) * step
         found[side] = (max(int(round(depths[0])), 0), max(int(round(depths[1])), 0))
     return found
-
-
-#: Distance (reduced-grid pixels) on each side of a pixel over which :func:`shutter_edges` measures the rise.
-_SHUTTER_STEP_PX = 3
 
 
 def _shutter_edge_pixels(view: np.ndarray, usable: np.ndarray, rise: float) -> np.ndarray:
