@@ -309,7 +309,7 @@ def test_params_of_schema_1_are_read_as_the_current_schema():
     values["schema_version"] = 1
     params = Params.from_dict(values)
     assert params.background_radius_mm == Params().background_radius_mm
-    assert params.schema_version == PARAMS_SCHEMA_VERSION == 4
+    assert params.schema_version == PARAMS_SCHEMA_VERSION == 5
 
 
 def test_read_params_round_trip_and_defaults(tmp_path):
@@ -470,8 +470,35 @@ def test_a_clear_deposit_beside_a_marker_is_rejected_only_in_the_markers_core():
             "marker_fraction": [1.0, 1.0, 1.0, 1.0, 0.1],
             "marker_core_fraction": [0.0, 0.0, 0.0, 0.5, 0.0],
             "score": [params.marker_zone_min_score, 0.99, np.nan, 1.0, 0.5],
+            "flat_fraction": [0.0, 0.0, 0.0, 0.0, 0.0],
         }
     )
     assert _marker_rejected(table, params).tolist() == [False, True, True, True, False]
     everywhere = replace(params, marker_zone_min_score=1.01)  # above any score: the whole zone, as before
     assert _marker_rejected(table, everywhere).tolist() == [True, True, True, True, False]
+    # A burned-in graphic is a marker wherever it lies, whatever its score.
+    table["flat_fraction"] = [0.0, 0.0, 0.0, 0.0, params.marker_flat_fraction]
+    assert _marker_rejected(table, params).tolist() == [False, True, True, True, True]
+
+
+def test_a_burned_in_graphic_is_rejected_as_a_marker():
+    """A flat square burned into a phantom's soft tissue (no noise, dimmer than bone, not saturated: no lead marker
+    by brightness) is accepted by the score when the flatness rule is off, and rejected as a marker when it is on;
+    the film's other candidates are decided alike."""
+    radiograph = make_pair(11, "forearm", PhantomConfig(shape=(800, 800))).pre.radiograph
+    pixels = radiograph.pixels.copy()
+    square = (slice(243, 255), slice(444, 456))  # in the soft tissue beside the bones
+    levels = detect_candidates(radiograph).levels
+    pixels[square] = int(np.median(pixels[square]) + 0.5 * levels["range"])
+    burned = replace(radiograph, pixels=pixels)
+    decided = {}
+    for name, params in (("off", Params(marker_flat_fraction=1.01)), ("on", Params())):
+        stage = detect_candidates(burned, params)
+        ids = np.unique(stage.candidates[square])
+        (graphic,) = ids[ids > 0]
+        assert stage.table.loc[graphic - 1, "flat_fraction"] >= Params().marker_flat_fraction
+        decided[name] = stage.table["reason"].to_numpy().copy()
+        decided[name + "_graphic"] = decided[name][graphic - 1]
+    assert decided["off_graphic"] == "accepted"
+    assert decided["on_graphic"] == "marker"
+    assert (decided["off"] != decided["on"]).sum() == 1

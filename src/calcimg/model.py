@@ -136,8 +136,9 @@ class Radiograph:
 
 
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
-PARAMS_SCHEMA_VERSION = 4  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
-# 4: cluster_distance_mm, grains of a cluster matched as one deposit; marker_core_mm and marker_zone_min_score
+PARAMS_SCHEMA_VERSION = 5  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
+# 4: cluster_distance_mm, grains of a cluster matched as one deposit; marker_core_mm and marker_zone_min_score;
+# 5: marker_flat_fraction, burned-in graphics rejected as markers
 
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
@@ -223,6 +224,10 @@ class Params:
     marker_zone_min_score : float
         Score that clears a candidate in a marker's zone but outside its core: a deposit beside the lead letter.
         Without the score (``min_score`` 0) the whole zone is rejected.
+    marker_flat_fraction : float
+        Candidates of which at least this fraction of pixels equal all their neighbours are graphics burned into
+        the pixels (a laterality letter, text), rejected as markers: exposed anatomy always carries noise. Above 1
+        this is off.
     size_classes_mm : tuple of float
         Equivalent-diameter limits between the size classes punctate / small / medium / large / mass.
     registration_model : str
@@ -279,6 +284,7 @@ class Params:
     marker_margin_mm: float = 8.0
     marker_core_mm: float = 3.0
     marker_zone_min_score: float = 0.999
+    marker_flat_fraction: float = 0.5
     min_tissue_fraction: float = 0.08
     size_classes_mm: tuple[float, ...] = (1.0, 3.0, 8.0, 20.0)
     registration_model: str = "similarity"
@@ -325,6 +331,7 @@ class Params:
             "marker_core_mm",
             "marker_zone_min_score",
             "noise_bin_min_area_mm2",
+            "marker_flat_fraction",
         )
         for name in non_negative:
             if not (float(getattr(self, name)) >= 0):

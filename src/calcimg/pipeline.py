@@ -260,6 +260,7 @@ def detect_candidates(
     marker_cores, markers = _marker_zones(image, levels, noise, params, px_per_mm)
     table["marker_fraction"] = pixels.means(markers)
     table["marker_core_fraction"] = pixels.means(marker_cores)
+    table["flat_fraction"] = measure.flat_fractions(pixels, image)
     table["level_noise_scale"] = noise.scale_at(table["background_level"].to_numpy())
     table["neighbour_fraction"] = measure.neighbour_fraction(
         candidates_mask,
@@ -655,11 +656,13 @@ def _decide(
 
 def _marker_rejected(table: pd.DataFrame, params: Params) -> np.ndarray:
     """Candidates lying mostly (30 %) within ``marker_core_mm`` of a marker, or within ``marker_margin_mm`` of one
-    with a score under ``marker_zone_min_score`` (without the score, every one in the zone)."""
+    with a score under ``marker_zone_min_score`` (without the score, every one in the zone), and burned-in graphics:
+    candidates at least ``marker_flat_fraction`` of whose pixels are flat (no noise)."""
     in_zone = table["marker_fraction"].to_numpy() >= 0.3
     in_core = table["marker_core_fraction"].to_numpy() >= 0.3
     clear = table["score"].to_numpy() >= params.marker_zone_min_score  # False where there is no score (NaN)
-    return in_core | (in_zone & ~clear)
+    burned_in = table["flat_fraction"].to_numpy() >= params.marker_flat_fraction
+    return in_core | (in_zone & ~clear) | burned_in
 
 
 def _finish_lesion_table(

@@ -9,6 +9,8 @@ from scipy.spatial import ConvexHull
 from skimage.measure import regionprops
 
 from calcimg.core.measure import (
+    ObjectPixels,
+    flat_fractions,
     label_objects,
     neighbour_fraction,
     object_maxima,
@@ -238,3 +240,35 @@ def test_neighbour_fraction_tells_a_crowd_from_a_lone_candidate():
     lone, crowded = neighbour_fraction(mask, np.array([[21.5, 21.5], [139.5, 139.5]]), np.array([16, 16]), 40.0)
     assert lone == pytest.approx(0.0, abs=0.02)
     assert crowded > 0.3
+
+
+def test_flat_fractions_match_the_plain_definition():
+    """A pixel is flat when its 3x3 neighbourhood (edges repeated beyond the image) holds one value: the fraction
+    per object equals that of a grey erosion equal to the dilation, on noise with flat plateaus (one at a corner)."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(100, 104, (60, 70)).astype(np.uint16)
+    image[10:30, 5:25] = 500
+    image[0:12, 55:70] = 700
+    image[40:44, 40:60] = 300
+    labels, n = _random_labels(4)
+    labels = labels[:60, :70]
+    labels[10:30, 5:25] = labels.max() + 1
+    labels, n = label_objects(labels > 0)
+    footprint = np.ones((3, 3), bool)
+    flat = ndi.grey_erosion(image, footprint=footprint, mode="nearest") == ndi.grey_dilation(
+        image, footprint=footprint, mode="nearest"
+    )
+    expected = np.array([flat[labels == k].mean() for k in range(1, n + 1)])
+    got = flat_fractions(ObjectPixels.of(labels, n), image)
+    np.testing.assert_allclose(got, expected)
+    assert got.max() > 0.5  # the plateau's object is mostly flat
+    assert np.median(got) < 0.05  # noise is not
+
+
+def test_flat_fractions_of_noise_are_zero():
+    """Noise of a few grey levels has (almost) no pixel equal to all its neighbours."""
+    rng = np.random.default_rng(5)
+    image = rng.normal(1000, 20, (80, 80)).astype(np.uint16)
+    labels, n = _random_labels(6)
+    labels, n = label_objects(labels[:80, :80] > 0)
+    assert flat_fractions(ObjectPixels.of(labels, n), image).max() == 0.0

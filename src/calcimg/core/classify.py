@@ -13,7 +13,7 @@ REJECTION_REASONS = (
     "outside_field",  # centred outside the field of view (collimation, shutter, its margin) or cut by the image edge
     "outside_body",  # on air: calcinosis lies in tissue
     "excluded_region",  # inside a user's exclude mask or outside the include mask
-    "marker",  # brighter than any tissue: lead marker or its letter
+    "marker",  # brighter than any tissue (lead marker or its letter), or flat: a graphic burned into the pixels
     "too_small",  # below min_area_mm2
     "too_large",  # above max_area_mm2
     "ridge",  # long and thin along a bone, skin or field outline: cortical edge, processing halo

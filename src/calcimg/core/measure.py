@@ -110,6 +110,32 @@ class ObjectPixels:
         return result
 
 
+def flat_fractions(pixels: ObjectPixels, image: np.ndarray) -> np.ndarray:
+    """Fraction of each object's pixels that equal all 8 of their neighbours (beyond the image's edge, the edge).
+
+    A radiograph carries quantum noise everywhere it was exposed, so no stretch of anatomy is flat; a graphic
+    burned into the pixels (a laterality letter, a ruler, text) is, unless saturated. Only the objects' own pixels
+    and their neighbours are read.
+
+    Examples
+    --------
+    >>> image = np.array([[5, 5, 5, 1], [5, 5, 5, 2], [5, 5, 5, 3]], np.uint16)
+    >>> labels = np.array([[1, 1, 1, 2], [1, 1, 1, 2], [1, 1, 1, 2]], np.int32)
+    >>> flat_fractions(ObjectPixels.of(labels, 2), image).round(3).tolist()
+    [0.667, 0.0]
+    """
+    rows, cols = pixels.shape
+    row, col = np.divmod(pixels.flat, cols)
+    values = image.ravel()[pixels.flat]
+    flat = np.ones(len(values), bool)
+    for d_row in (-1, 0, 1):
+        for d_col in (-1, 0, 1):
+            if d_row or d_col:
+                neighbour = np.clip(row + d_row, 0, rows - 1) * cols + np.clip(col + d_col, 0, cols - 1)
+                flat &= image.ravel()[neighbour] == values
+    return np.bincount(pixels.label, flat, pixels.n + 1)[1:] / np.maximum(pixels.counts, 1)
+
+
 def object_moments(labels: np.ndarray, n: int, pixels: ObjectPixels | None = None) -> dict[str, np.ndarray]:
     """Area, centroid, bounding box and second-moment shape of objects 1..n.
 
