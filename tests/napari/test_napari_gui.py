@@ -112,7 +112,7 @@ def test_whole_review_flow(make_napari_viewer, phantom_files, phantom_result, tm
     assert len(widget.layers["pre_highlight"].data) == len(widget.layers["post_highlight"].data) == 1
     # Modes.
     widget.mode.value = "side by side"
-    assert viewer.canvas.grid.enabled and viewer.canvas.grid.stride == 3
+    assert viewer.canvas.grid.enabled and viewer.canvas.grid.stride == 4
     widget.mode.value = "overlay"
     assert not viewer.canvas.grid.enabled and post.blending == "additive"
     assert widget.flicker() == "post" and post.visible and not pre.visible
@@ -182,6 +182,32 @@ def test_merge_and_regions_in_the_widget(make_napari_viewer, phantom_files, phan
     widget.undo()
     widget.remeasure()
     assert sorted(session.result.pre.lesions["lesion_id"]) == [1, *range(3, n_pre + 1)]
+
+
+def test_accepting_a_rejected_candidate_in_the_widget(make_napari_viewer, phantom_files, phantom_result):
+    """Rejected candidates are shown per visit on request (hidden at first); a candidate picked on the baseline's
+    rejected layer becomes a lesion with its outline, leaves the rejected layer, and counts after Re-measure."""
+    viewer = make_napari_viewer()
+    _, _, widget, session = _run_review(viewer, phantom_files)
+    rejected = widget.layers["pre_rejected"]
+    assert not rejected.visible and not widget.layers["post_rejected"].visible
+    widget.show_rejected.value = True
+    assert rejected.visible and widget.layers["post_rejected"].visible
+    table = phantom_result.pre.rejected
+    candidate = int(table.loc[table["reason"] == "low_score"].sort_values("area_px")["candidate_id"].iloc[-1])
+    assert widget.accept_candidate() == 0  # nothing picked on a rejected layer: a hint, no edit
+    viewer.layers.selection.active = rejected
+    rejected.selected_label = candidate
+    label = widget.accept_candidate()
+    assert label == int(phantom_result.pre.labels.max()) + 1
+    outline = phantom_result.pre.candidates == candidate
+    assert (np.asarray(widget.layers["pre"].data)[outline] == label).all()
+    assert not np.asarray(rejected.data)[outline].any()
+    widget.remeasure()
+    assert session.result.summary["pre_count"] == phantom_result.summary["pre_count"] + 1
+    assert session.edits[-1]["action"] == "accept_candidate"
+    widget.flicker()  # the follow-up alone: the baseline's rejected layer hides with its image
+    assert not rejected.visible and widget.layers["post_rejected"].visible
 
 
 def test_screenshot_shows_lesion_colours_on_the_lesions(make_napari_viewer, phantom_files, phantom_result):

@@ -140,6 +140,41 @@ def test_review_add_and_replace_labels(phantom_result):
     }
 
 
+def test_review_accepts_a_rejected_candidate_with_its_outline(phantom_result):
+    """A rejected candidate becomes a lesion with the segmentation's own outline and the next free id; the edit
+    records the candidate, its reason and score; undo removes it; an accepted or unknown id is refused."""
+    session = ReviewSession(phantom_result, SCENARIO_PARAMS)
+    rejected, table = session.rejected_candidates("pre")
+    assert set(np.unique(rejected[rejected > 0])) == set(table["candidate_id"])
+    assert not (rejected.astype(bool) & (phantom_result.pre.labels > 0)).any()
+    low = table[table["reason"] == "low_score"].sort_values("area_px").iloc[-1]
+    candidate = int(low["candidate_id"])
+    before = phantom_result.summary["pre_count"]
+    new_id = session.accept_candidate("pre", candidate)
+    assert new_id == int(phantom_result.pre.labels.max()) + 1
+    result = session.remeasure()
+    assert result.summary["pre_count"] == before + 1
+    added = result.pre.lesions.set_index("lesion_id").loc[new_id]
+    assert added["area_px"] == int((phantom_result.pre.candidates == candidate).sum()) == low["area_px"]
+    assert session.edits[-1] == {
+        "action": "accept_candidate",
+        "visit": "pre",
+        "candidate_id": candidate,
+        "rejected_as": "low_score",
+        "score": round(float(low["score"]), 6),
+        "lesion_id": new_id,
+        "pixels_changed": int(low["area_px"]),
+    }
+    json.dumps(session.review_record())  # the record goes into the exported summaries
+    with pytest.raises(ValueError, match="wholly inside lesions"):
+        session.accept_candidate("pre", candidate)
+    accepted_id = int(phantom_result.pre.candidate_table.query("reason == 'accepted'")["candidate_id"].iloc[0])
+    with pytest.raises(ValueError, match="not a rejected candidate"):
+        session.accept_candidate("pre", accepted_id)
+    assert session.undo() == ["pre"]
+    assert session.remeasure().summary["pre_count"] == before
+
+
 def test_regions_reach_the_followup_through_the_registration(phantom_result):
     matrix = phantom_result.transform.matrix
     mask = np.zeros(phantom_result.pre.radiograph.shape, bool)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from calcimg import __version__
 from calcimg.core.registration import Registration, warp_labels
@@ -170,6 +171,49 @@ class ReviewSession:
         new, label = _edits.add_lesion(self.labels[visit], mask)
         changed = self.history.apply({"action": "add", "visit": visit, "lesion_id": label}, {visit: new})
         return label if changed else 0
+
+    def rejected_candidates(self, visit: str) -> tuple[np.ndarray, pd.DataFrame]:
+        """A visit's rejected candidates: their label map (candidate ids, 0 elsewhere) and table (id, reason, score).
+
+        These are the segmentation's candidates, decided against; :meth:`accept_candidate` makes one a lesion.
+        """
+        segment = getattr(self.result, visit)
+        table = segment.rejected[[c for c in ("candidate_id", "reason", "score", "area_px") if c in segment.rejected]]
+        ids = table["candidate_id"].to_numpy()
+        keep = np.zeros(int(max(segment.candidates.max(initial=0), ids.max(initial=0))) + 1, bool)
+        keep[ids] = True
+        return np.where(keep[segment.candidates], segment.candidates, 0).astype(np.int32), table.reset_index(drop=True)
+
+    def accept_candidate(self, visit: str, candidate_id: int) -> int:
+        """Make a rejected candidate a lesion, with the outline the segmentation found; returns its new id.
+
+        A deposit that calcimg found but rejected (for its score, as a ridge, near a marker, ...) is added with
+        the engine's own outline rather than painted by hand. Its pixels already in a lesion stay in that lesion.
+        The edit records the candidate, why it was rejected and its score.
+
+        Raises
+        ------
+        ValueError
+            When ``candidate_id`` is not a rejected candidate of the visit, or lies wholly inside lesions.
+        """
+        candidate_id = int(candidate_id)
+        rejected, table = self.rejected_candidates(visit)
+        row = table.loc[table["candidate_id"] == candidate_id]
+        if row.empty:
+            raise ValueError(f"{candidate_id} is not a rejected candidate of the {visit} visit")
+        new, label = _edits.add_lesion(self.labels[visit], rejected == candidate_id)
+        score = row["score"].iloc[0] if "score" in row else float("nan")
+        record = {
+            "action": "accept_candidate",
+            "visit": visit,
+            "candidate_id": candidate_id,
+            "rejected_as": str(row["reason"].iloc[0]),
+            "score": None if not np.isfinite(score) else round(float(score), 6),
+            "lesion_id": label,
+        }
+        if not self.history.apply(record, {visit: new}):
+            raise ValueError(f"candidate {candidate_id} of the {visit} visit lies wholly inside lesions")
+        return label
 
     def replace_labels(self, visit: str, labels: np.ndarray, action: str = "paint") -> bool:
         """Take a visit's label map as edited elsewhere (a Labels layer painted or erased); False when unchanged."""

@@ -410,6 +410,8 @@ class PairReviewWidget(widgets.Container):
         self.merge_button = widgets.PushButton(text="Merge")
         self.new_button = widgets.PushButton(text="New lesion (paint)")
         self.erase_button = widgets.PushButton(text="Erase")
+        self.show_rejected = widgets.CheckBox(text="show rejected candidates (by reason)", value=False)
+        self.accept_button = widgets.PushButton(text="Accept candidate")
         self.undo_button = widgets.PushButton(text="Undo")
         self.redo_button = widgets.PushButton(text="Redo")
         self.include_button = widgets.PushButton(text="Draw include")
@@ -436,6 +438,7 @@ class PairReviewWidget(widgets.Container):
                     layout="horizontal",
                     labels=False,
                 ),
+                row(widgets=[self.show_rejected, self.accept_button], layout="horizontal", labels=False),
                 row(
                     widgets=[self.include_button, self.exclude_button, self.regions_button],
                     layout="horizontal",
@@ -466,6 +469,8 @@ class PairReviewWidget(widgets.Container):
         self.merge_button.changed.connect(self.merge_selected)
         self.new_button.changed.connect(self.new_lesion)
         self.erase_button.changed.connect(self.erase)
+        self.show_rejected.changed.connect(self._toggle_rejected)
+        self.accept_button.changed.connect(self.accept_candidate)
         self.undo_button.changed.connect(self.undo)
         self.redo_button.changed.connect(self.redo)
         self.include_button.changed.connect(lambda: self.draw_region("include"))
@@ -490,7 +495,7 @@ class PairReviewWidget(widgets.Container):
 
     def _update_buttons(self) -> None:
         has = self.session is not None
-        for button in (self.delete_button, self.merge_button, self.new_button, self.erase_button,
+        for button in (self.delete_button, self.merge_button, self.new_button, self.erase_button, self.accept_button,
                        self.include_button, self.exclude_button, self.regions_button, self.remeasure_button,
                        self.export_button, self.flicker_button):  # fmt: skip
             button.enabled = has
@@ -578,21 +583,39 @@ class PairReviewWidget(widgets.Container):
                 units=pre_layer.units,
                 metadata={"calcimg": {"kind": "highlight", "visit": visit}},
             )
+        for visit in VISITS:
+            name = f"{session.stems[visit]} rejected ({'baseline' if visit == 'pre' else 'follow-up'})"
+            self.layers[f"{visit}_rejected"] = _upsert(
+                self._viewer,
+                name,
+                np.zeros_like(session.labels[visit]),
+                "labels",
+                affine=self._world[visit],
+                units=pre_layer.units,
+                opacity=0.6,
+                visible=bool(self.show_rejected.value),
+                metadata={"calcimg": {"kind": "rejected", "visit": visit}},
+            )
+        self._refresh_rejected(list(VISITS))
         self._ready = True
         self._arrange_layers()
         self._refresh_result()
         self.set_mode(self.mode.value)
+        self._viewer.layers.selection.active = self.layers["pre"]
         self._viewer.reset_view()
 
     def _arrange_layers(self) -> None:
-        """Baseline block (image, lesions, highlight) then follow-up block at the bottom of the layer list."""
+        """Baseline block (image, rejected candidates, lesions, highlight) then the follow-up's, at the bottom of the
+        layer list."""
         order = [
-            self.images["pre"],
-            self.layers["pre"],
-            self.layers["pre_highlight"],
-            self.images["post"],
-            self.layers["post"],
-            self.layers["post_highlight"],
+            layer
+            for visit in VISITS
+            for layer in (
+                self.images[visit],
+                self.layers[f"{visit}_rejected"],
+                self.layers[visit],
+                self.layers[f"{visit}_highlight"],
+            )
         ]
         for target, layer in enumerate(order):
             index = self._viewer.layers.index(layer)
@@ -633,6 +656,8 @@ class PairReviewWidget(widgets.Container):
         pre, post = self.images["pre"], self.images["post"]
         for layer in (*self.images.values(), self.layers["pre"], self.layers["post"]):
             layer.visible = True
+        for visit in VISITS:
+            self.layers[f"{visit}_rejected"].visible = bool(self.show_rejected.value)
         if mode == "side by side":
             pre.colormap = post.colormap = "gray"
             post.blending = "translucent"
@@ -644,7 +669,7 @@ class PairReviewWidget(widgets.Container):
             for layer in self._hidden_for_grid:
                 layer.visible = False
             self._arrange_layers()
-            grid.stride = 3
+            grid.stride = 4  # one block of layers per visit (see _arrange_layers)
             grid.enabled = True
         else:
             grid.enabled = False
@@ -668,6 +693,7 @@ class PairReviewWidget(widgets.Container):
             self.images[visit].blending = "translucent"
             self.images[visit].visible = visit == shown
             self.layers[visit].visible = visit == shown
+            self.layers[f"{visit}_rejected"].visible = visit == shown and bool(self.show_rejected.value)
         return shown
 
     def _auto_flicker(self, on: bool) -> None:
@@ -760,7 +786,45 @@ class PairReviewWidget(widgets.Container):
                 self.layers[visit].data = self.session.labels[visit].copy()
         finally:
             self._syncing = False
+        self._refresh_rejected(visits)
         self._refresh_summary()
+
+    def _refresh_rejected(self, visits: list[str]) -> None:
+        """The rejected-candidate layers: candidates where no lesion lies, coloured by reason, reasons in features."""
+        for visit in visits:
+            rejected, table = self.session.rejected_candidates(visit)
+            rejected[self.session.labels[visit] > 0] = 0
+            layer = self.layers[f"{visit}_rejected"]
+            layer.data = rejected
+            layer.features = table.rename(columns={"candidate_id": "index"})
+            layer.colormap = reason_colour_dict(getattr(self.session.result, visit).candidate_table)
+
+    def _toggle_rejected(self, visible: bool) -> None:
+        if self.session is None or not self._ready:
+            return
+        flickering = not self.images["pre"].visible or not self.images["post"].visible
+        for visit in VISITS:
+            shown = self.images[visit].visible if flickering else True
+            self.layers[f"{visit}_rejected"].visible = bool(visible) and shown
+
+    def accept_candidate(self, _value: Any = None) -> int:
+        """Make the rejected candidate picked on a rejected-candidates layer a lesion, with its own outline."""
+        active = self._viewer.layers.selection.active
+        visit = next((v for v in VISITS if active is not None and active is self.layers.get(f"{v}_rejected")), None)
+        if self.session is None or visit is None or active.selected_label <= 0:
+            self.status.value = (
+                "show rejected candidates, pick one on its layer (the picker, or its label), then Accept candidate"
+            )
+            return 0
+        candidate = int(active.selected_label)
+        try:
+            label = self.session.accept_candidate(visit, candidate)
+        except ValueError as exc:
+            self.status.value = f"error: {exc}"
+            return 0
+        self._after_edit([visit])
+        self.status.value = f"candidate {candidate} is lesion {label} of the {visit} visit: press Re-measure"
+        return label
 
     def delete_selected(self, _value: Any = None) -> bool:
         """Delete the lesions selected in the table (or the selected label of the active lesion layer)."""
