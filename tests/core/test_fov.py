@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from calcimg.core.fov import (
+    _row_percentiles,
     collimation_bands,
     field_of_view,
     flat_regions,
@@ -182,3 +183,18 @@ def test_shutter_search_on_a_film_too_thin_for_an_edge(shape):
     image = rng.integers(0, 4000, shape).astype(np.uint16)
     assert shutter_edges(image, np.ones(shape, bool)) == {}
     assert field_of_view(image).mask.shape == shape
+
+
+def test_row_percentiles_equal_nanpercentile_row_by_row():
+    """The bands' row percentiles equal numpy's nanpercentile of each usable row, bit for bit, with NaN in rows
+    with no usable pixel; rows with and without NaN, and all-NaN rows, mixed."""
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        block = rng.normal(100, 30, (int(rng.integers(1, 40)), int(rng.integers(1, 60)))).astype(np.float32)
+        block[rng.random(block.shape) < rng.choice([0.0, 0.05, 0.5, 0.99])] = np.nan
+        block[int(rng.integers(0, len(block)))] = np.nan
+        usable = ~np.isnan(block).all(axis=1)
+        expected = np.full(len(block), np.nan)
+        if usable.any():
+            expected[usable] = np.nanpercentile(block[usable], 10.0, axis=1)
+        np.testing.assert_array_equal(_row_percentiles(block, usable, 10.0), expected)
