@@ -85,6 +85,7 @@ def test_local_run_isolates_failures(local_run):
     assert {p.name for p in single.iterdir()} == {
         "pre_labels.tif",
         "pre_lesions.csv",
+        "pre_candidates.csv",
         "pre_summary.json",
         "pre_overlay.png",
         ITEM_RECORD,

@@ -15,9 +15,9 @@ from calcimg import __version__
 from calcimg.cli import main
 from calcimg.model import Params
 from calcimg.pipeline import segment_image
-from calcimg.report.files import LESION_COLUMNS
+from calcimg.report.files import CANDIDATE_COLUMNS, LESION_COLUMNS
 
-OUTPUT_SUFFIXES = ("_labels.tif", "_lesions.csv", "_summary.json", "_overlay.png")
+OUTPUT_SUFFIXES = ("_labels.tif", "_lesions.csv", "_candidates.csv", "_summary.json", "_overlay.png")
 #: (row, col, radius) of the disks on the test images.
 DISKS = ((60, 60, 6), (60, 190, 10), (180, 90, 8), (190, 190, 4))
 
@@ -54,8 +54,9 @@ def _outputs(out: Path, stem: str) -> list[Path]:
     return [out / f"{stem}{suffix}" for suffix in OUTPUT_SUFFIXES]
 
 
-def test_segment_writes_four_files_per_image(images, tmp_path, capsys):
-    """Each image gets <stem>_labels.tif, _lesions.csv, _summary.json and _overlay.png; exit status 0."""
+def test_segment_writes_five_files_per_image(images, tmp_path, capsys):
+    """Each image gets <stem>_labels.tif, _lesions.csv, _candidates.csv, _summary.json and _overlay.png; exit
+    status 0."""
     out = tmp_path / "out"
     assert main(["segment", *map(str, images), "--out", str(out)]) == 0
     for image in images:
@@ -87,6 +88,16 @@ def test_segment_outputs_match_the_library(images, tmp_path):
     assert table["lesion_id"].tolist() == [1, 2, 3, 4]
     assert table["area_px"].tolist() == result.lesions["area_px"].tolist()
     assert np.allclose(table["area_mm2"], result.lesions["area_mm2"], rtol=1e-5)
+
+    candidates = pd.read_csv(out / f"{stem}_candidates.csv", keep_default_na=False)
+    assert list(candidates.columns) == list(CANDIDATE_COLUMNS)
+    assert candidates["candidate_id"].tolist() == result.candidate_table["candidate_id"].tolist()
+    decisions = candidates["decision"].value_counts().to_dict()
+    assert decisions.pop("accepted") == 4
+    assert decisions == result.summary["rejected"]
+    labelled = np.isin(result.candidates, candidates.loc[candidates["decision"] == "accepted", "candidate_id"])
+    assert (result.labels[labelled] > 0).all()
+    assert np.allclose(candidates["area_mm2"].astype(float), candidates["area_px"] * 0.01, rtol=1e-5)
 
     summary = json.loads((out / f"{stem}_summary.json").read_text())
     assert summary["calcimg_version"] == __version__
@@ -198,7 +209,7 @@ def test_exclude_mask_option(images, tmp_path):
 
 def test_segment_uncalibrated_file(tmp_path):
     """A TIFF without resolution tags is segmented in pixels: units 'px', spacing_source 'none', no mm^2 totals,
-    an empty area_mm2 column in the CSV."""
+    an empty area_mm2 column in the lesion and candidate CSVs."""
     image = _write_tiff(tmp_path / "plain.tif", _disk_pixels(3), mm_per_px=None)
     out = tmp_path / "out"
     assert main(["segment", str(image), "--out", str(out), "-q"]) == 0
@@ -207,3 +218,5 @@ def test_segment_uncalibrated_file(tmp_path):
     assert summary["count"] == 4
     table = pd.read_csv(out / "plain_lesions.csv")
     assert len(table) == 4 and table["area_mm2"].isna().all()
+    candidates = pd.read_csv(out / "plain_candidates.csv")
+    assert (candidates["decision"] == "accepted").sum() == 4 and candidates["area_mm2"].isna().all()

@@ -227,7 +227,7 @@ def test_write_comparison_files(changed_pair, tmp_path):
         + [
             f"{stem}_{kind}"
             for stem in ("base", "follow")
-            for kind in ("labels.tif", "lesions.csv", "summary.json", "overlay.png")
+            for kind in ("labels.tif", "lesions.csv", "candidates.csv", "summary.json", "overlay.png")
         ]
     )
     summary = json.loads(written["summary"].read_text())
