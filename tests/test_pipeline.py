@@ -479,6 +479,8 @@ def test_a_clear_deposit_beside_a_marker_is_rejected_only_in_the_markers_core():
     # A burned-in graphic is a marker wherever it lies, whatever its score.
     table["flat_fraction"] = [0.0, 0.0, 0.0, 0.0, params.marker_flat_fraction]
     assert _marker_rejected(table, params).tolist() == [False, True, True, True, True]
+    # Not on a film whose own field is flat in places (a lossy 8-bit export): there deposits flatten too.
+    assert _marker_rejected(table, params, flat_pixel_share=0.05).tolist() == [False, True, True, True, False]
 
 
 def test_a_burned_in_graphic_is_rejected_as_a_marker():

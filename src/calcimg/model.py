@@ -226,8 +226,9 @@ class Params:
         Without the score (``min_score`` 0) the whole zone is rejected.
     marker_flat_fraction : float
         Candidates of which at least this fraction of pixels equal all their neighbours are graphics burned into
-        the pixels (a laterality letter, text), rejected as markers: exposed anatomy always carries noise. Above 1
-        this is off.
+        the pixels (a laterality letter, text), rejected as markers: exposed anatomy always carries noise. Not
+        applied on a film whose field is flat in more than 1 % of its pixels (a lossy 8-bit export, where
+        compression flattens deposits too). Above 1 this is off.
     size_classes_mm : tuple of float
         Equivalent-diameter limits between the size classes punctate / small / medium / large / mass.
     registration_model : str

@@ -283,8 +283,9 @@ def detect_candidates(
         else np.full(n, np.nan)
     )
     table["reason"] = _decide(
-        table, params, px_per_mm, radiograph, margin_fov, include_mask, exclude_mask, levels, air_level
-    )
+        table, params, px_per_mm, radiograph, margin_fov, include_mask, exclude_mask, levels, air_level,
+        fov.flat_pixel_share,
+    )  # fmt: skip
     table["support"] = np.where(table["reason"].to_numpy() == classify.ACCEPTED, "own", "")
     return CandidateStage(
         radiograph, params, image, response, background, scale, bone, levels, candidates, table, fov, noise,
@@ -614,8 +615,10 @@ def _decide(
     exclude: np.ndarray | None,
     levels: dict[str, float],
     air_level: float,
+    flat_pixel_share: float,
 ) -> np.ndarray:
-    """The reason of each candidate; below ``air_level`` (background level) a candidate is outside the body."""
+    """The reason of each candidate; below ``air_level`` (background level) a candidate is outside the body;
+    ``flat_pixel_share`` is the field's (:class:`calcimg.core.fov.FieldOfView`), for burned-in graphics."""
     rows = np.clip(np.round(table["centroid_row"].to_numpy()).astype(int), 0, radiograph.shape[0] - 1)
     cols = np.clip(np.round(table["centroid_col"].to_numpy()).astype(int), 0, radiograph.shape[1] - 1)
     excluded = np.zeros(len(table), bool)
@@ -637,7 +640,7 @@ def _decide(
         outside_field=~margin_fov[rows, cols] | cut_by_edge,
         outside_body=table["background_level"].to_numpy() < air_level,
         excluded=excluded,
-        marker=_marker_rejected(table, params),
+        marker=_marker_rejected(table, params, flat_pixel_share),
         area=table["area_px"].to_numpy() / area_unit,
         min_area=params.min_area_mm2,
         max_area=params.max_area_mm2,
@@ -654,15 +657,25 @@ def _decide(
     )
 
 
-def _marker_rejected(table: pd.DataFrame, params: Params) -> np.ndarray:
+def _marker_rejected(table: pd.DataFrame, params: Params, flat_pixel_share: float = 0.0) -> np.ndarray:
     """Candidates lying mostly (30 %) within ``marker_core_mm`` of a marker, or within ``marker_margin_mm`` of one
     with a score under ``marker_zone_min_score`` (without the score, every one in the zone), and burned-in graphics:
-    candidates at least ``marker_flat_fraction`` of whose pixels are flat (no noise)."""
+    candidates at least ``marker_flat_fraction`` of whose pixels are flat (no noise), on a film that carries its
+    noise (at most :data:`_NOISY_FILM_MAX_FLAT_SHARE` of its field flat, ``flat_pixel_share``)."""
     in_zone = table["marker_fraction"].to_numpy() >= 0.3
     in_core = table["marker_core_fraction"].to_numpy() >= 0.3
     clear = table["score"].to_numpy() >= params.marker_zone_min_score  # False where there is no score (NaN)
     burned_in = table["flat_fraction"].to_numpy() >= params.marker_flat_fraction
+    if flat_pixel_share > _NOISY_FILM_MAX_FLAT_SHARE:
+        burned_in[:] = False
     return in_core | (in_zone & ~clear) | burned_in
+
+
+#: Largest share of a field's pixels that may be flat (equal to all 8 neighbours) for flat candidates to be taken
+#: for burned-in graphics. Real films hold at most 0.5 % (the cat thorax, with its burned-in letter), 16-bit
+#: phantoms 0.1 %; 8-bit JPEG exports of phantoms 2 to 24 % at quality 75 and 8 to 32 % at quality 50, where
+#: compression flattens deposits too (at quality 30, half the pixels of some deposits are flat).
+_NOISY_FILM_MAX_FLAT_SHARE = 0.01
 
 
 def _finish_lesion_table(

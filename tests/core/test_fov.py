@@ -102,13 +102,15 @@ def test_flat_regions_ignore_small_flat_patches():
 
 
 def test_fov_to_dict():
-    """to_dict gives the inside fraction, the flat fraction and the bands, JSON-safe."""
+    """to_dict gives the inside fraction, the flat fraction, the flat pixels' share of the field and the bands,
+    JSON-safe."""
     image = _tissue()
     image[:, :64] = 0
     record = field_of_view(image).to_dict()
     assert record == {
         "fraction_inside": 0.75,
         "flat_fraction": 0.25,
+        "flat_pixel_share": 0.0,
         "collimation_bands_px": {},
         "shutter_edges_px": {},
     }
@@ -198,3 +200,13 @@ def test_row_percentiles_equal_nanpercentile_row_by_row():
         if usable.any():
             expected[usable] = np.nanpercentile(block[usable], 10.0, axis=1)
         np.testing.assert_array_equal(_row_percentiles(block, usable, 10.0), expected)
+
+
+def test_flat_pixel_share_tells_a_noisy_film_from_a_flattened_one():
+    """On noisy tissue hardly any pixel equals all its neighbours; on the same tissue quantised to a few levels
+    (what a lossy 8-bit export does to smooth regions) many do."""
+    tissue = _tissue()
+    assert field_of_view(tissue).flat_pixel_share < 0.01
+    coarse = (np.round(tissue / 200.0) * 200).astype(np.uint16)  # flat patches too small to be shutters
+    field = field_of_view(coarse)
+    assert field.flat_fraction == 0.0 and field.flat_pixel_share > 0.05

@@ -30,6 +30,9 @@ class FieldOfView:
         True where the image is usable.
     flat_fraction : float
         Fraction of the image excluded as flat (no noise: shutter or saturation).
+    flat_pixel_share : float
+        Share of the field's pixels equal to all 8 of their neighbours: about 0 on a film that carries its noise,
+        a tenth or more on an 8-bit export flattened by lossy compression.
     bands : dict
         Depth in pixels of the collimation band found on each side (``top``, ``bottom``, ``left``, ``right``).
     shutters : dict
@@ -39,6 +42,7 @@ class FieldOfView:
 
     mask: np.ndarray
     flat_fraction: float
+    flat_pixel_share: float = 0.0
     bands: dict[str, int] = field(default_factory=dict)
     shutters: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -47,6 +51,7 @@ class FieldOfView:
         return {
             "fraction_inside": round(float(self.mask.mean()), 6),
             "flat_fraction": round(self.flat_fraction, 6),
+            "flat_pixel_share": round(self.flat_pixel_share, 6),
             "collimation_bands_px": dict(self.bands),
             "shutter_edges_px": {side: list(depths) for side, depths in self.shutters.items()},
         }
@@ -63,11 +68,20 @@ def flat_regions(image: np.ndarray, min_area: int) -> np.ndarray:
     >>> bool(flat[:, :5].all()), bool(flat[:, 7:].any())
     (True, False)
     """
+    return _flat_components(flat_pixels(image), min_area)
+
+
+def flat_pixels(image: np.ndarray) -> np.ndarray:
+    """uint8 0/1: the pixels equal to all 8 of their neighbours (the image's edge repeated beyond it)."""
     kernel = np.ones((3, 3), np.uint8)
-    flat = (cv2.erode(image, kernel) == cv2.dilate(image, kernel)).astype(np.uint8)
+    return (cv2.erode(image, kernel) == cv2.dilate(image, kernel)).astype(np.uint8)
+
+
+def _flat_components(flat: np.ndarray, min_area: int) -> np.ndarray:
+    """The components of ``min_area`` or more of a :func:`flat_pixels` map, grown by a pixel."""
     big = large_components(flat, min_area)
     # Flat pixels next to a flat region but on its blurred edge are part of the shutter too.
-    return cv2.dilate(big, kernel).astype(bool)
+    return cv2.dilate(big, np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def collimation_bands(image: np.ndarray, usable: np.ndarray, max_depth_fraction: float = 0.35) -> dict[str, int]:
@@ -301,7 +315,8 @@ def field_of_view(image: np.ndarray, margin_px: int = 0) -> FieldOfView:
     FieldOfView
     """
     rows, cols = image.shape
-    flat = flat_regions(image, min_area=max(64, rows * cols // 2000))
+    flat_px = flat_pixels(image)
+    flat = _flat_components(flat_px, min_area=max(64, rows * cols // 2000))
     usable = ~flat
     bands = collimation_bands(image, usable)
     mask = usable.copy()
@@ -316,7 +331,11 @@ def field_of_view(image: np.ndarray, margin_px: int = 0) -> FieldOfView:
     if margin_px > 0:
         size = 2 * margin_px + 1
         mask = cv2.erode(mask.view(np.uint8), np.ones((size, size), np.uint8), borderValue=0).astype(bool)
-    return FieldOfView(mask=mask, flat_fraction=float(flat.mean()), bands=bands, shutters=shutters)
+    inside = int(cv2.countNonZero(mask.view(np.uint8)))
+    share = cv2.countNonZero(cv2.bitwise_and(flat_px, mask.view(np.uint8))) / inside if inside else 0.0
+    return FieldOfView(
+        mask=mask, flat_fraction=float(flat.mean()), flat_pixel_share=float(share), bands=bands, shutters=shutters
+    )
 
 
 def marker_regions(image: np.ndarray, level: float, min_area_px: int) -> np.ndarray:
