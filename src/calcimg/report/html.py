@@ -102,11 +102,15 @@ def waterfall_png(table: pd.DataFrame, band_pct: float) -> bytes | None:
     if data.empty:
         return None
     values = data["area_change_pct"].astype(float).to_numpy()
+    # Few pairs: upright labels on three lines (subject, site, visits) with room for each; many: one turned line.
+    rotated = len(values) > 8
+    separator = " " if rotated else "\n"
     labels = [
-        f"{r.subject} {r.site}\n{r.baseline_timepoint}→{r.followup_timepoint}" for r in data.itertuples(index=False)
+        separator.join((str(r.subject), str(r.site), f"{r.baseline_timepoint}→{r.followup_timepoint}"))
+        for r in data.itertuples(index=False)
     ]
     colours = [_CATEGORY_COLOURS.get(str(c), "#555555") for c in data["category"]]
-    width = min(14.0, max(5.0, 0.6 * len(values) + 2))
+    width = min(14.0, max(5.0, (0.6 if rotated else 1.3) * len(values) + 2))
     fig, ax = plt.subplots(figsize=(width, 4.2), dpi=100)
     try:
         x = np.arange(len(values))
@@ -115,7 +119,7 @@ def waterfall_png(table: pd.DataFrame, band_pct: float) -> bytes | None:
             ax.axhline(level, color="#555555", linestyle="--", linewidth=1, zorder=1)
         ax.bar(x, values, color=colours, zorder=2)
         ax.axhline(0, color="black", linewidth=0.8, zorder=3)
-        ax.set_xticks(x, labels, rotation=90 if len(values) > 8 else 0, fontsize=7)
+        ax.set_xticks(x, labels, rotation=90 if rotated else 0, fontsize=7)
         ax.set_ylabel("total calcinosis area change (%)")
         ax.set_title("Change in calcinosis area per pair")
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _CATEGORY_COLOURS.values()]
