@@ -64,6 +64,9 @@ def test_segment_writes_five_files_per_image(images, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for i in images for p in _outputs(out, i.stem))
     printed = capsys.readouterr().out
     assert "4 lesion(s)" in printed and "spacing from file_resolution" in printed
+    summary = json.loads((out / f"{images[0].stem}_summary.json").read_text())
+    rejected = sum(summary["rejected"].values())
+    assert f"{rejected} candidate(s) rejected" in printed
 
 
 def test_segment_outputs_match_the_library(images, tmp_path):

@@ -155,10 +155,24 @@ def _run_segment(args: argparse.Namespace) -> int:
                 if summary["total_area_mm2"] is not None
                 else f"{summary['total_area_px']} px (uncalibrated)"
             )
-            print(f"{image}: {summary['count']} lesion(s), {area}, spacing from {summary['spacing_source']}")
+            print(
+                f"{image}: {summary['count']} lesion(s), {area}, spacing from {summary['spacing_source']}; "
+                f"{_rejected_text(summary['rejected'])}"
+            )
     if not args.quiet and failures < len(args.images):  # nothing was written when every image failed
         print(f"results in {args.out}")
     return 1 if failures else 0
+
+
+def _rejected_text(rejected: dict[str, int]) -> str:
+    """How many candidates were rejected and why, most frequent reason first, at most three named: for example
+    ``12 candidate(s) rejected (low_score 9, ridge 2, marker 1)`` (every candidate and its reason is in
+    ``<stem>_candidates.csv``)."""
+    reasons = sorted(rejected.items(), key=lambda item: (-item[1], item[0]))
+    named = ", ".join(f"{reason} {count}" for reason, count in reasons[:3])
+    more = ", ..." if len(reasons) > 3 else ""
+    total = sum(rejected.values())
+    return f"{total} candidate(s) rejected" + (f" ({named}{more})" if total else "")
 
 
 def _add_compare(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
