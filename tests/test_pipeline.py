@@ -473,12 +473,12 @@ def test_a_clear_deposit_beside_a_marker_is_rejected_only_in_the_markers_core():
             "flat_fraction": [0.0, 0.0, 0.0, 0.0, 0.0],
         }
     )
-    assert _marker_rejected(table, params).tolist() == [False, True, True, True, False]
+    assert _marker_rejected(table, params, 0.0).tolist() == [False, True, True, True, False]
     everywhere = replace(params, marker_zone_min_score=1.01)  # above any score: the whole zone, as before
-    assert _marker_rejected(table, everywhere).tolist() == [True, True, True, True, False]
+    assert _marker_rejected(table, everywhere, 0.0).tolist() == [True, True, True, True, False]
     # A burned-in graphic is a marker wherever it lies, whatever its score.
     table["flat_fraction"] = [0.0, 0.0, 0.0, 0.0, params.marker_flat_fraction]
-    assert _marker_rejected(table, params).tolist() == [False, True, True, True, True]
+    assert _marker_rejected(table, params, 0.0).tolist() == [False, True, True, True, True]
     # Not on a film whose own field is flat in places (a lossy 8-bit export): there deposits flatten too.
     assert _marker_rejected(table, params, flat_pixel_share=0.05).tolist() == [False, True, True, True, False]
 
@@ -504,3 +504,16 @@ def test_a_burned_in_graphic_is_rejected_as_a_marker():
     assert decided["off_graphic"] == "accepted"
     assert decided["on_graphic"] == "marker"
     assert (decided["off"] != decided["on"]).sum() == 1
+
+
+def test_rejected_labels_are_the_rejected_candidates():
+    """SegmentResult.rejected_labels keeps each rejected candidate's id where it lies and nothing else."""
+    result = segment_image(make_pair(0, "forearm", PhantomConfig(shape=(384, 384))).pre.radiograph)
+    rejected = result.rejected_labels()
+    decided = dict(zip(result.candidate_table["candidate_id"], result.candidate_table["reason"], strict=True))
+    assert rejected.dtype == np.int32 and len(result.rejected) > 0
+    assert set(np.unique(rejected[rejected > 0]).tolist()) == set(result.rejected["candidate_id"].tolist())
+    kept = result.candidates > 0
+    expected = np.array([decided[int(c)] != "accepted" for c in result.candidates[kept]])
+    np.testing.assert_array_equal(rejected[kept] > 0, expected)
+    assert not rejected[~kept].any()

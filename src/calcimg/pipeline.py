@@ -95,6 +95,11 @@ class SegmentResult:
     fov: FieldOfView
     summary: dict[str, Any] = field(default_factory=dict)
 
+    def rejected_labels(self) -> np.ndarray:
+        """int32 label map of the rejected candidates (their ``candidate_id``), 0 elsewhere."""
+        ids = self.rejected["candidate_id"].to_numpy()
+        return np.where(np.isin(self.candidates, ids), self.candidates, 0).astype(np.int32)
+
 
 def read_params(path: str | PathLike[str]) -> Params:
     """Read Params from a JSON file written by ``calcimg params`` (missing keys take their defaults).
@@ -657,7 +662,7 @@ def _decide(
     )
 
 
-def _marker_rejected(table: pd.DataFrame, params: Params, flat_pixel_share: float = 0.0) -> np.ndarray:
+def _marker_rejected(table: pd.DataFrame, params: Params, flat_pixel_share: float) -> np.ndarray:
     """Candidates lying mostly (30 %) within ``marker_core_mm`` of a marker, or within ``marker_margin_mm`` of one
     with a score under ``marker_zone_min_score`` (without the score, every one in the zone), and burned-in graphics:
     candidates at least ``marker_flat_fraction`` of whose pixels are flat (no noise), on a film that carries its
@@ -665,9 +670,8 @@ def _marker_rejected(table: pd.DataFrame, params: Params, flat_pixel_share: floa
     in_zone = table["marker_fraction"].to_numpy() >= 0.3
     in_core = table["marker_core_fraction"].to_numpy() >= 0.3
     clear = table["score"].to_numpy() >= params.marker_zone_min_score  # False where there is no score (NaN)
-    burned_in = table["flat_fraction"].to_numpy() >= params.marker_flat_fraction
-    if flat_pixel_share > _NOISY_FILM_MAX_FLAT_SHARE:
-        burned_in[:] = False
+    noisy_film = flat_pixel_share <= _NOISY_FILM_MAX_FLAT_SHARE
+    burned_in = noisy_film & (table["flat_fraction"].to_numpy() >= params.marker_flat_fraction)
     return in_core | (in_zone & ~clear) | burned_in
 
 

@@ -122,10 +122,9 @@ def preview_segmentation(
         reduced = replace(reduced, spacing_mm=(spacing[0] * factor[0], spacing[1] * factor[1]), spacing_source=source)
     result = segment_image(reduced, params)
     reasons = {int(c): str(r) for c, r in zip(result.rejected["candidate_id"], result.rejected["reason"], strict=True)}
-    rejected = np.where(np.isin(result.candidates, list(reasons)), result.candidates, 0).astype(np.int32)
     return Preview(
         labels=result.labels,
-        rejected=rejected,
+        rejected=result.rejected_labels(),
         reasons=reasons,
         origin=(int(rows.start), int(cols.start)),
         factor=(float(factor[0]), float(factor[1])),

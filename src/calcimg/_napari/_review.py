@@ -173,16 +173,16 @@ class ReviewSession:
         return label if changed else 0
 
     def rejected_candidates(self, visit: str) -> tuple[np.ndarray, pd.DataFrame]:
-        """A visit's rejected candidates: their label map (candidate ids, 0 elsewhere) and table (id, reason, score).
+        """A visit's rejected candidates: their label map (candidate ids where no lesion of the edited labels lies,
+        0 elsewhere) and table (id, reason, score, area).
 
         These are the segmentation's candidates, decided against; :meth:`accept_candidate` makes one a lesion.
         """
         segment = getattr(self.result, visit)
+        rejected = segment.rejected_labels()
+        rejected[self.labels[visit] > 0] = 0
         table = segment.rejected[[c for c in ("candidate_id", "reason", "score", "area_px") if c in segment.rejected]]
-        ids = table["candidate_id"].to_numpy()
-        keep = np.zeros(int(max(segment.candidates.max(initial=0), ids.max(initial=0))) + 1, bool)
-        keep[ids] = True
-        return np.where(keep[segment.candidates], segment.candidates, 0).astype(np.int32), table.reset_index(drop=True)
+        return rejected, table.reset_index(drop=True)
 
     def accept_candidate(self, visit: str, candidate_id: int) -> int:
         """Make a rejected candidate a lesion, with the outline the segmentation found; returns its new id.

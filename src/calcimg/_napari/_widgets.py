@@ -187,13 +187,11 @@ class SegmentWidget(widgets.Container):
             metadata={"calcimg": {"kind": "lesions", "summary": result.summary}},
             **placement,
         )
-        rejected_ids = result.rejected["candidate_id"].to_numpy()
-        rejected = np.where(np.isin(result.candidates, rejected_ids), result.candidates, 0).astype(np.int32)
         features = result.rejected.rename(columns={"candidate_id": "index"})
         _upsert(
             self._viewer,
             f"{layer.name} rejected",
-            rejected,
+            result.rejected_labels(),
             "labels",
             features=features,
             colormap=reason_colour_dict(result.candidate_table),
@@ -793,7 +791,6 @@ class PairReviewWidget(widgets.Container):
         """The rejected-candidate layers: candidates where no lesion lies, coloured by reason, reasons in features."""
         for visit in visits:
             rejected, table = self.session.rejected_candidates(visit)
-            rejected[self.session.labels[visit] > 0] = 0
             layer = self.layers[f"{visit}_rejected"]
             layer.data = rejected
             layer.features = table.rename(columns={"candidate_id": "index"})
