@@ -122,6 +122,8 @@ def main() -> None:
         "z_median_found": float(table.loc[table["found"], "z"].median()),
         "z_median_missed": float(table.loc[~table["found"], "z"].median()),
         **{f"share_z_at_least_{k}": float((table["z"] >= k).mean()) for k in (3, 5)},
+        "z_at_least_3": int((table["z"] >= 3).sum()),
+        "found_of_z_at_least_3": int((table["found"] & (table["z"] >= 3)).sum()),
         "share_above_every_place": float(table["above_every_place"].mean()),
     }
     print(f"cohorts {cohorts}: over-bone deposits of at least {MIN_AREA_MM2:g} mm^2\n")
