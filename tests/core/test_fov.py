@@ -189,17 +189,19 @@ def test_shutter_search_on_a_film_too_thin_for_an_edge(shape):
 
 def test_row_percentiles_equal_nanpercentile_row_by_row():
     """The bands' row percentiles equal numpy's nanpercentile of each usable row, bit for bit, with NaN in rows
-    with no usable pixel; rows with and without NaN, and all-NaN rows, mixed."""
+    with no usable pixel; rows with and without NaN, and all-NaN rows, mixed; at both ends, the middle and between
+    two values."""
     rng = np.random.default_rng(0)
     for _ in range(100):
         block = rng.normal(100, 30, (int(rng.integers(1, 40)), int(rng.integers(1, 60)))).astype(np.float32)
         block[rng.random(block.shape) < rng.choice([0.0, 0.05, 0.5, 0.99])] = np.nan
         block[int(rng.integers(0, len(block)))] = np.nan
         usable = ~np.isnan(block).all(axis=1)
-        expected = np.full(len(block), np.nan)
-        if usable.any():
-            expected[usable] = np.nanpercentile(block[usable], 10.0, axis=1)
-        np.testing.assert_array_equal(_row_percentiles(block, usable, 10.0), expected)
+        for q in (0.0, 10.0, 50.0, 99.5, 100.0):
+            expected = np.full(len(block), np.nan)
+            if usable.any():
+                expected[usable] = np.nanpercentile(block[usable], q, axis=1)
+            np.testing.assert_array_equal(_row_percentiles(block, usable, q), expected)
 
 
 def test_flat_pixel_share_tells_a_noisy_film_from_a_flattened_one():
