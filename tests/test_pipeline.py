@@ -13,6 +13,7 @@ import pytest
 from calcimg.errors import CalcimgError, ParameterError
 from calcimg.model import PARAMS_SCHEMA_VERSION, Params, Radiograph
 from calcimg.phantom import PhantomConfig, make_pair
+from calcimg.phantom.writer import pair_seed
 from calcimg.pipeline import (
     SegmentResult,
     _has_tissue_contrast,
@@ -232,6 +233,9 @@ def test_areas_scale_with_spacing_squared():
         min_area_mm2=4 * base.min_area_mm2,
         max_area_mm2=4 * base.max_area_mm2,
         size_classes_mm=tuple(2 * v for v in base.size_classes_mm),
+        outline_min_area_mm2=4 * base.outline_min_area_mm2,
+        outline_ring_mm=tuple(2 * v for v in base.outline_ring_mm),
+        outline_reach_mm=2 * base.outline_reach_mm,
     )
     fine = segment_image(_radiograph(pixels, 0.125), base)
     coarse = segment_image(_radiograph(pixels, 0.25), doubled)
@@ -292,6 +296,9 @@ def test_params_round_trip_and_unknown_key():
         {"background_line_mm": 0},
         {"background_radius_mm": 0},
         {"size_classes_mm": [3, 1]},
+        {"outline_ring_mm": [2.0, 1.0]},
+        {"outline_ring_mm": [1.0]},
+        {"outline_reach_mm": -1},
         {"schema_version": 99},
     ],
 )
@@ -309,7 +316,7 @@ def test_params_of_schema_1_are_read_as_the_current_schema():
     values["schema_version"] = 1
     params = Params.from_dict(values)
     assert params.background_radius_mm == Params().background_radius_mm
-    assert params.schema_version == PARAMS_SCHEMA_VERSION == 5
+    assert params.schema_version == PARAMS_SCHEMA_VERSION == 6
 
 
 def test_read_params_round_trip_and_defaults(tmp_path):
@@ -517,3 +524,17 @@ def test_rejected_labels_are_the_rejected_candidates():
     expected = np.array([decided[int(c)] != "accepted" for c in result.candidates[kept]])
     np.testing.assert_array_equal(rejected[kept] > 0, expected)
     assert not rejected[~kept].any()
+
+
+def test_outline_completion_only_adds_pixels_and_is_recorded():
+    """On a phantom film, completing outlines against each lesion's own surroundings keeps every lesion and its id,
+    only adds pixels, and the summary counts them; with ``outline_min_area_mm2`` 0 nothing is added."""
+    visit = make_pair(pair_seed(8000, 7), "pelvis").pre  # tuning cohort 8000's pair 7, deposits on tissue slopes
+    off = segment_image(visit.radiograph, Params(outline_min_area_mm2=0))
+    on = segment_image(visit.radiograph)
+    assert off.summary["outline_completion"] == {"lesions": 0, "pixels_added": 0}
+    added = on.summary["outline_completion"]
+    assert added["lesions"] >= 1 and added["pixels_added"] > 0
+    assert np.array_equal(on.labels[off.labels > 0], off.labels[off.labels > 0])
+    assert int((on.labels > 0).sum() - (off.labels > 0).sum()) == added["pixels_added"]
+    assert on.lesions["lesion_id"].tolist() == off.lesions["lesion_id"].tolist()

@@ -55,9 +55,10 @@ def scaled_params(params: Params, factor: float) -> Params:
     for key, value in list(values.items()):
         if key.endswith("_mm2"):
             values[key] = value * factor**2
-        elif key.endswith("_mm") and key != "size_classes_mm":
+        elif isinstance(value, list) and key.endswith("_mm"):
+            values[key] = [v * factor for v in value]
+        elif key.endswith("_mm"):
             values[key] = value * factor
-    values["size_classes_mm"] = [v * factor for v in params.size_classes_mm]
     return Params.from_dict(values)
 
 

@@ -136,9 +136,10 @@ class Radiograph:
 
 
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
-PARAMS_SCHEMA_VERSION = 5  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
+PARAMS_SCHEMA_VERSION = 6  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
 # 4: cluster_distance_mm, grains of a cluster matched as one deposit; marker_core_mm and marker_zone_min_score;
-# 5: marker_flat_fraction, burned-in graphics rejected as markers
+# 5: marker_flat_fraction, burned-in graphics rejected as markers; 6: outline_* (outlines completed against a plane
+# fitted around each lesion)
 
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
@@ -187,6 +188,18 @@ class Params:
         Its extent is every connected pixel above ``grow_k`` times the noise scale (hysteresis).
     edge_fraction : float
         A lesion ends where its response falls below this fraction of its peak (the blurred skirt is not lesion).
+    outline_min_area_mm2 : float
+        Lesions of at least this area have their outline completed against their own surroundings
+        (:mod:`calcimg.core.outline`): a plane fitted to a ring around the lesion, where the film's background,
+        an opening, misses the downhill rim of a deposit lying on a slope of the tissue. Only lesions whose ring
+        lies in the field, in the body and off bone; pixels are only added. 0 turns this off.
+    outline_ring_mm : tuple of float
+        Inner and outer distance from the lesion of the ring the plane is fitted to (pixels of no candidate).
+    outline_reach_mm : float
+        The outline grows by at most this distance ...
+    outline_ring_k : float
+        ... into pixels above the plane by ``edge_fraction`` of the lesion's peak over it and by more than this
+        many robust deviations of the ring's residuals, connected to the lesion.
     min_area_mm2, max_area_mm2 : float
         Accepted lesion area range.
     min_contrast_k : float
@@ -270,6 +283,10 @@ class Params:
     seed_k: float = 3.0
     grow_k: float = 1.0
     edge_fraction: float = 0.1
+    outline_min_area_mm2: float = 5.0
+    outline_ring_mm: tuple[float, float] = (1.0, 2.0)
+    outline_reach_mm: float = 1.0
+    outline_ring_k: float = 2.0
     min_area_mm2: float = 0.1
     max_area_mm2: float = 2500.0
     min_contrast_k: float = 0.0
@@ -333,6 +350,9 @@ class Params:
             "marker_zone_min_score",
             "noise_bin_min_area_mm2",
             "marker_flat_fraction",
+            "outline_min_area_mm2",
+            "outline_reach_mm",
+            "outline_ring_k",
         )
         for name in non_negative:
             if not (float(getattr(self, name)) >= 0):
@@ -343,6 +363,10 @@ class Params:
             raise ValueError("Params.grow_k must not exceed seed_k")
         if self.min_area_mm2 >= self.max_area_mm2:
             raise ValueError("Params.min_area_mm2 must be below max_area_mm2")
+        ring = tuple(float(v) for v in self.outline_ring_mm)
+        if len(ring) != 2 or not 0 <= ring[0] < ring[1]:
+            raise ValueError("Params.outline_ring_mm must be (inner, outer) with 0 <= inner < outer")
+        object.__setattr__(self, "outline_ring_mm", ring)
         if list(self.size_classes_mm) != sorted(self.size_classes_mm):
             raise ValueError("Params.size_classes_mm must be increasing")
         object.__setattr__(self, "size_classes_mm", tuple(float(v) for v in self.size_classes_mm))
@@ -379,6 +403,7 @@ class Params:
         # An older file is read as this schema (the keys it lacks take their defaults), so that the Params a result
         # records are the ones that ran.
         cleaned = {**values, "schema_version": PARAMS_SCHEMA_VERSION}
-        if "size_classes_mm" in cleaned:
-            cleaned["size_classes_mm"] = tuple(cleaned["size_classes_mm"])
+        for name in ("size_classes_mm", "outline_ring_mm"):
+            if name in cleaned:
+                cleaned[name] = tuple(cleaned[name])
         return cls(**cleaned)

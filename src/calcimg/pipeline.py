@@ -51,6 +51,7 @@ from calcimg.core import (
     matching,
     measure,
     morphology,
+    outline,
     registration,
     threshold,
 )
@@ -275,9 +276,7 @@ def detect_candidates(
     )
     # Long thin ridges also run along the skin and the field's edges (processing halos): outlines of both.
     # The body is what is denser than air by a share of the tissue range; on a film without tissue contrast, all.
-    air_level = (
-        levels["air"] + params.min_tissue_fraction * levels["range"] if _has_tissue_contrast(levels, noise) else -np.inf
-    )
+    air_level = _air_level(levels, noise, params)
     body = background >= air_level
     outline_px = params.ridge_max_width_mm * px_per_mm
     table["outline_fraction"] = pixels.means(bone_edge | _edge_zone(body & fov.mask, outline_px))
@@ -323,13 +322,45 @@ def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = No
     if stage.params.fill_holes:
         lesion_mask = morphology.fill_holes(lesion_mask)
     labels, _ = measure.label_objects(lesion_mask)
+    labels, added = _complete_outlines(stage, labels)
     lesions = measure_lesions(stage, labels)
     rejected = table.loc[~accepted].reset_index(drop=True)
     summary = _summary(
         stage.radiograph, stage.params, lesions, rejected, stage.fov, stage.noise, stage.levels, stage.conversion,
         stage.line_px, stage.radius_px, stage.backend,
     )  # fmt: skip
+    summary["outline_completion"] = {"lesions": int(np.count_nonzero(added)), "pixels_added": int(added.sum())}
     return SegmentResult(stage.radiograph, labels, lesions, rejected, stage.candidates, table, stage.fov, summary)
+
+
+def _complete_outlines(stage: CandidateStage, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lesions of at least ``outline_min_area_mm2`` completed against a plane fitted around each
+    (:func:`calcimg.core.outline.grow_to_local_background`); the labels and the pixels added to each lesion id."""
+    params = stage.params
+    if params.outline_min_area_mm2 <= 0 or not labels.any():
+        return labels, np.zeros(int(labels.max(initial=0)) + 1, np.int64)
+    px_per_mm = _pixels_per_mm(stage.radiograph)
+    settings = outline.OutlineSettings(
+        ring_inner_px=params.outline_ring_mm[0] * px_per_mm,
+        ring_outer_px=params.outline_ring_mm[1] * px_per_mm,
+        reach_px=params.outline_reach_mm * px_per_mm,
+        fraction=params.edge_fraction,
+        ring_k=params.outline_ring_k,
+        min_area_px=int(np.ceil(params.outline_min_area_mm2 * px_per_mm**2)),
+        smoothing_px=params.extent_smoothing_mm * px_per_mm,
+    )
+    body = stage.background >= _air_level(stage.levels, stage.noise, params)
+    return outline.grow_to_local_background(
+        labels, stage.image, stage.candidates > 0, body & stage.fov.mask, stage.bone, settings
+    )
+
+
+def _air_level(levels: dict[str, float], noise: threshold.NoiseModel, params: Params) -> float:
+    """Background level below which a pixel lies on air, outside the body: a share (``min_tissue_fraction``) of
+    the tissue range above the air level; on a film without tissue contrast, none does."""
+    if not _has_tissue_contrast(levels, noise):
+        return -np.inf
+    return levels["air"] + params.min_tissue_fraction * levels["range"]
 
 
 def measure_lesions(stage: CandidateStage, labels: np.ndarray) -> pd.DataFrame:

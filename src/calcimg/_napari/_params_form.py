@@ -104,11 +104,12 @@ def form_params(form: Any) -> Params:
         When a value is invalid (Params' own checks, or a malformed list of numbers).
     """
     values: dict[str, Any] = {}
+    defaults = Params()
     for spec in fields(Params):
         if spec.name in _HIDDEN:
             continue
         value = form[spec.name].value
-        if spec.name == "size_classes_mm":
+        if isinstance(getattr(defaults, spec.name), tuple):  # a list of numbers, typed as text
             value = tuple(float(v) for v in str(value).replace(";", ",").split(",") if v.strip())
         values[spec.name] = value
     return Params.from_dict(values)
