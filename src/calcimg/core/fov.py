@@ -133,29 +133,17 @@ def collimation_bands(image: np.ndarray, usable: np.ndarray, max_depth_fraction:
 
 
 def _row_percentiles(block: np.ndarray, usable_row: np.ndarray, q: float) -> np.ndarray:
-    """``np.nanpercentile(block[usable_row], q, axis=1)`` in place in a full-length array (NaN where not usable).
-
-    ``nanpercentile`` works row by row in Python; here rows without NaN, nearly all of them on most films, go
-    through one :func:`numpy.percentile`, and the rows holding a NaN through :func:`_nan_row_percentiles`. Both
-    give the same values as ``nanpercentile``, bit for bit.
-    """
-    row_low = np.full(len(block), np.nan)
-    complete = ~np.isnan(block).any(axis=1)
-    if complete.any():
-        row_low[complete] = np.percentile(block[complete], q, axis=1)
-    partial = usable_row & ~complete
-    if partial.any():
-        row_low[partial] = _nan_row_percentiles(block[partial], q)
-    return row_low
-
-
-def _nan_row_percentiles(rows: np.ndarray, q: float) -> np.ndarray:
-    """The ``q``-th percentile of the non-NaN values of each row (each holds at least one), vectorised.
+    """``np.nanpercentile(block[usable_row], q, axis=1)`` in place in a full-length array (NaN where not usable),
+    vectorised (``nanpercentile`` works row by row in Python), with the same values bit for bit.
 
     numpy's default (linear) method, in the same arithmetic as ``nanpercentile`` applies to each row's values:
     the sorted values at ``floor(v)`` and the next, where ``v = (n - 1) q / 100`` for a row of ``n`` values,
     interpolated in the rows' dtype from the side of the nearer one.
     """
+    row_low = np.full(len(block), np.nan)
+    if not usable_row.any():
+        return row_low
+    rows = block[usable_row]
     ordered = np.sort(rows, axis=1)  # NaN sort last: each row's n values come first
     counts = (~np.isnan(rows)).sum(axis=1)
     virtual = (counts - 1) * (q / 100.0)
@@ -167,10 +155,10 @@ def _nan_row_percentiles(rows: np.ndarray, q: float) -> np.ndarray:
     lower = np.take_along_axis(ordered, below_index[:, None], axis=1)[:, 0]
     upper = np.take_along_axis(ordered, above_index[:, None], axis=1)[:, 0]
     difference = upper - lower
-    dtype = ordered.dtype
-    from_lower = lower + difference * gamma.astype(dtype)
-    from_upper = upper - difference * (1.0 - gamma).astype(dtype)
-    return np.where(gamma >= 0.5, from_upper, from_lower)
+    from_lower = lower + difference * gamma.astype(ordered.dtype)
+    from_upper = upper - difference * (1.0 - gamma).astype(ordered.dtype)
+    row_low[usable_row] = np.where(gamma >= 0.5, from_upper, from_lower)
+    return row_low
 
 
 #: Distance (reduced-grid pixels) on each side of a pixel over which :func:`shutter_edges` measures the rise.
@@ -319,10 +307,8 @@ def _exclude_beyond(mask: np.ndarray, side: str, depths: tuple[int, int]) -> Non
     """Set ``mask`` False beyond the straight edge at ``depths`` from ``side`` (in place)."""
     view = _toward_side(mask, side)
     rows, cols = view.shape
-    along = np.linspace(depths[0], depths[1], rows)
-    for row, depth in enumerate(np.ceil(along).astype(int)):
-        if depth > 0:
-            view[row, max(cols - depth, 0) :] = False
+    depth = np.ceil(np.linspace(depths[0], depths[1], rows)).astype(int)
+    view[np.arange(cols)[None, :] >= cols - depth[:, None]] = False
 
 
 def field_of_view(image: np.ndarray, margin_px: int = 0) -> FieldOfView:

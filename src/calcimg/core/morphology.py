@@ -55,6 +55,18 @@ def disk_mask(radius: float) -> np.ndarray:
     return rows * rows + cols * cols <= float(radius) ** 2
 
 
+def disk_kernel(radius_px: float) -> np.ndarray:
+    """OpenCV's elliptic structuring element of radius ``radius_px`` (rounded, at least 1), as a uint8 array.
+
+    Examples
+    --------
+    >>> disk_kernel(1.2).tolist()
+    [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+    """
+    radius = max(1, int(round(radius_px)))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
 def _rect_kernel(half_height: int, half_width: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_RECT, (2 * half_width + 1, 2 * half_height + 1))
 

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from calcimg.core.morphology import disk_kernel
+
 #: Ring pixels further than this many robust deviations from the first plane are dropped before the second fit.
 _OUTLIER_DEVIATIONS = 3.0
 #: Fewest ring pixels a plane is fitted to.
@@ -135,11 +137,6 @@ def grow_to_local_background(
     return result, added
 
 
-def _disk(radius_px: float) -> np.ndarray:
-    radius = max(1, int(round(radius_px)))
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
 def _grown_pixels(
     lesion: np.ndarray,
     labels: np.ndarray,
@@ -153,8 +150,8 @@ def _grown_pixels(
 ) -> np.ndarray | None:
     """The pixels (in the window) one lesion takes, lesion included; None when its surround does not allow it."""
     as_uint8 = lesion.view(np.uint8)
-    inner = cv2.dilate(as_uint8, _disk(settings.ring_inner_px)) > 0
-    ring = (cv2.dilate(as_uint8, _disk(settings.ring_outer_px)) > 0) & ~inner
+    inner = cv2.dilate(as_uint8, disk_kernel(settings.ring_inner_px)) > 0
+    ring = (cv2.dilate(as_uint8, disk_kernel(settings.ring_outer_px)) > 0) & ~inner
     if not surround_ok[ring].all() or bone[ring].mean() > _MAX_RING_BONE_SHARE:
         return None
     ring &= ~occupied
@@ -166,9 +163,9 @@ def _grown_pixels(
     peak = float(excess[lesion].max())
     if peak <= 0:
         return None
-    near = cv2.dilate(as_uint8, _disk(settings.reach_px)) > 0
+    near = cv2.dilate(as_uint8, disk_kernel(settings.reach_px)) > 0
     rising = near & (excess >= settings.fraction * peak) & (excess > settings.ring_k * spread)
-    rising &= (labels == 0) | lesion
+    rising &= labels == 0  # never into another lesion
     rising |= lesion
     _, components = cv2.connectedComponents(rising.view(np.uint8), connectivity=8)
     touching = np.unique(components[lesion])

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from calcimg.core.fov import flat_regions
+from calcimg.core.morphology import disk_kernel
 from calcimg.errors import ParameterError
 from calcimg.model import NOMINAL_SPACING_MM
 
@@ -247,10 +248,6 @@ def _check_mask(mask: np.ndarray | None, shape: tuple[int, ...], name: str) -> n
     return mask.astype(bool, copy=False)
 
 
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
 def _prepare(
     image: np.ndarray, spacing: tuple[float, float], mask: np.ndarray | None, work_mm: float
 ) -> _Prepared | None:
@@ -274,7 +271,7 @@ def _prepare(
             cover = cv2.resize(extra.view(np.uint8) * np.uint8(255), (out_cols, out_rows), interpolation=cv2.INTER_AREA)
             valid &= cover >= 128  # the margin below removes the rest of the edge
     margin = max(1, round(_FIELD_MARGIN_MM / work_mm))
-    valid = cv2.erode(valid.view(np.uint8), _disk(margin), borderValue=0).astype(bool)
+    valid = cv2.erode(valid.view(np.uint8), disk_kernel(margin), borderValue=0).astype(bool)
     if valid.sum() < 100:
         return None
     # a 3x3 median removes isolated noise spikes (clipped air), which would otherwise pass for corners
