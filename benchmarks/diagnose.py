@@ -38,8 +38,10 @@ from calcimg.pipeline import detect_candidates, finish_segmentation
 FOUND_FRACTION = 0.2
 
 
-def diagnose_image(visit, kinds: dict, over_bone: dict, site: str, params: Params) -> tuple[list[dict], list[dict]]:
-    """Fate of each truth lesion and the features of each false positive in one image."""
+def diagnose_image(
+    visit, kinds: dict, over_bone: dict, site: str, image: str, params: Params
+) -> tuple[list[dict], list[dict]]:
+    """Fate of each truth lesion and the features of each false positive in one image (named ``image``)."""
     stage = detect_candidates(visit.radiograph, params)
     result = finish_segmentation(stage)
     truth = visit.identity_labels
@@ -63,6 +65,7 @@ def diagnose_image(visit, kinds: dict, over_bone: dict, site: str, params: Param
             fate = "rejected:" + str(reasons[ids[np.argmax(counts)] - 1])
         lesions.append(
             {
+                "image": image,
                 "site": site,
                 "kind": kinds[int(lesion_id)],
                 "over_bone": bool(over_bone[int(lesion_id)]),
@@ -80,19 +83,19 @@ def diagnose_image(visit, kinds: dict, over_bone: dict, site: str, params: Param
     for candidate_id in accepted:
         if int(candidate_id) not in touching:
             row = table.iloc[candidate_id - 1].to_dict()
-            false_positives.append({"site": site, **{k: v for k, v in row.items() if np.isscalar(v)}})
+            false_positives.append({"image": image, "site": site, **{k: v for k, v in row.items() if np.isscalar(v)}})
     return lesions, false_positives
 
 
-def diagnose_pair(task: tuple[int, str], params: Params) -> tuple[list[dict], list[dict]]:
-    """Both visits of one phantom pair."""
-    seed, site = task
+def diagnose_pair(task: tuple[int, int, str], params: Params) -> tuple[list[dict], list[dict]]:
+    """Both visits of one phantom pair (``index`` within the cohort, pair seed, site)."""
+    index, seed, site = task
     pair = make_pair(seed, site)
     kinds = dict(zip(pair.lesions["lesion_id"], pair.lesions["kind"], strict=True))
     over_bone = dict(zip(pair.lesions["lesion_id"], pair.lesions["over_bone"], strict=True))
     lesions, false_positives = [], []
     for visit in (pair.pre, pair.post):
-        found, fps = diagnose_image(visit, kinds, over_bone, site, params)
+        found, fps = diagnose_image(visit, kinds, over_bone, site, f"{index:03d}-{site}-{visit.name}", params)
         lesions += found
         false_positives += fps
     return lesions, false_positives
@@ -107,7 +110,7 @@ def main() -> None:
     parser.add_argument("--param", action="append", default=[], help="NAME=VALUE: a Params field to override")
     args = parser.parse_args()
     params, overrides = param_overrides(args.param)
-    tasks = [(pair_seed(args.seed, k), SITES[k % len(SITES)]) for k in range(args.pairs)]
+    tasks = [(k, pair_seed(args.seed, k), SITES[k % len(SITES)]) for k in range(args.pairs)]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(partial(diagnose_pair, params=params), tasks))
     lesions = pd.DataFrame([row for rows, _ in results for row in rows])

@@ -9,8 +9,9 @@ Here each lesion large enough to have a surround of its own gets a local backgro
 around it (pixels of no candidate, outliers dropped), whose residual spread measures the surround's noise and
 texture. The lesion then takes the pixels within a short reach of it that rise above that plane by both a fraction
 of the lesion's peak and a multiple of that spread, connected to it. Pixels are only added, never removed, and a
-pixel two lesions could take goes to neither. Lesions whose ring leaves the field or the body, or lies on bone,
-keep their outline: a plane does not describe the skin's edge or a bone's texture.
+pixel two lesions could take goes to neither. Lesions whose ring lies mostly (more than 30 %) outside the field or
+the body, or on bone, keep their outline: a plane does not describe the skin's edge or a bone's texture. A ring cut
+by the edge of the field only in part (a deposit near the skin) is fitted on the part inside.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from calcimg.core.morphology import disk_kernel
 _OUTLIER_DEVIATIONS = 3.0
 #: Fewest ring pixels a plane is fitted to.
 _MIN_RING_PIXELS = 20
+#: Smallest share of the ring in the field and the body for a lesion to be refined; the plane is fitted to that part.
+_MIN_RING_INSIDE_SHARE = 0.7
 #: Largest share of the ring on bone for a lesion to be refined.
 _MAX_RING_BONE_SHARE = 0.05
 
@@ -79,7 +82,8 @@ def grow_to_local_background(
     occupied : numpy.ndarray
         bool, pixels of any candidate (accepted or not): left out of the ring.
     surround_ok : numpy.ndarray
-        bool, where a ring may lie (the field of view and the body); a lesion whose ring leaves it is not refined.
+        bool, where a ring may lie (the field of view and the body); a lesion with less than
+        :data:`_MIN_RING_INSIDE_SHARE` of its ring there is not refined, others are fitted on the part there.
     bone : numpy.ndarray
         bool bone mask; a lesion whose ring lies on bone (more than :data:`_MAX_RING_BONE_SHARE`) is not refined.
     settings : OutlineSettings
@@ -152,9 +156,9 @@ def _grown_pixels(
     as_uint8 = lesion.view(np.uint8)
     inner = cv2.dilate(as_uint8, disk_kernel(settings.ring_inner_px)) > 0
     ring = (cv2.dilate(as_uint8, disk_kernel(settings.ring_outer_px)) > 0) & ~inner
-    if not surround_ok[ring].all() or bone[ring].mean() > _MAX_RING_BONE_SHARE:
+    if surround_ok[ring].mean() < _MIN_RING_INSIDE_SHARE or bone[ring].mean() > _MAX_RING_BONE_SHARE:
         return None
-    ring &= ~occupied
+    ring &= ~occupied & surround_ok
     if int(ring.sum()) < _MIN_RING_PIXELS:
         return None
     fine = _smoothed_window(image, window, blur_pad, settings.smoothing_px)
