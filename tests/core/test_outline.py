@@ -60,7 +60,7 @@ def test_lesions_whose_surround_a_plane_does_not_describe_keep_their_outline(rea
     bone = ~_everywhere(disk.shape)
     settings = SETTINGS
     if reason == "ring leaves the surround":
-        surround[:, 72:] = False  # air beyond a skin edge cutting the deposit: half its ring is outside
+        surround[:, 66:] = False  # a skin edge cutting the deposit: over 30 % of its ring is outside
     elif reason == "ring on bone":
         bone[:, :60] = True
     else:
@@ -71,16 +71,16 @@ def test_lesions_whose_surround_a_plane_does_not_describe_keep_their_outline(rea
 
 
 def test_a_ring_cut_in_part_by_the_field_edge_is_fitted_on_the_part_inside():
-    """A skin edge 3 pixels beyond the deposit takes a slice of its ring (under 30 %): the plane fitted to the rest
-    gives back the same rim, within a few pixels, as the whole ring does."""
+    """A skin edge just beyond the deposit takes a fifth of the ring: the plane fitted to the rest gives back the
+    same rim, within a few pixels, as the whole ring does."""
     image, disk = _ramp_with_disk()
     cols = np.arange(disk.shape[1])[None, :]
-    short = (disk & (cols < 66)).astype(np.int32)
+    short = (disk & (cols < 70)).astype(np.int32)
     surround, no_bone = _everywhere(disk.shape), ~_everywhere(disk.shape)
     whole, added_whole = grow_to_local_background(short, image, disk, surround, no_bone, SETTINGS)
-    surround[:, 78:] = False
+    surround[:, 75:] = False
     cut, added_cut = grow_to_local_background(short, image, disk, surround, no_bone, SETTINGS)
-    assert added_whole[1] > 100
+    assert added_whole[1] > 50
     assert abs(int(added_cut[1]) - int(added_whole[1])) <= 5
     assert ((cut > 0) & ~(whole > 0)).sum() <= 5  # nothing the whole ring would not take
 
