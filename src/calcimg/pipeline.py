@@ -322,6 +322,7 @@ def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = No
     if stage.params.fill_holes:
         lesion_mask = morphology.fill_holes(lesion_mask)
     labels, _ = measure.label_objects(lesion_mask)
+    del lesion_mask
     labels, added = _complete_outlines(stage, labels)
     lesions = measure_lesions(stage, labels)
     rejected = table.loc[~accepted].reset_index(drop=True)
@@ -334,7 +335,7 @@ def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = No
 
 
 def _complete_outlines(stage: CandidateStage, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lesions of at least ``outline_min_area_mm2`` completed against a plane fitted around each
+    """Lesions of at least ``outline_min_area_mm2`` completed, in place, against a plane fitted around each
     (:func:`calcimg.core.outline.grow_to_local_background`); the labels and the pixels added to each lesion id."""
     params = stage.params
     if params.outline_min_area_mm2 <= 0 or not labels.any():
@@ -349,9 +350,11 @@ def _complete_outlines(stage: CandidateStage, labels: np.ndarray) -> tuple[np.nd
         min_area_px=int(np.ceil(params.outline_min_area_mm2 * px_per_mm**2)),
         smoothing_px=params.extent_smoothing_mm * px_per_mm,
     )
-    body = stage.background >= _air_level(stage.levels, stage.noise, params)
+    # One full-size temporary (the surround), made in place; the labels are completed in place.
+    surround_ok = np.greater_equal(stage.background, _air_level(stage.levels, stage.noise, params))
+    surround_ok &= stage.fov.mask
     return outline.grow_to_local_background(
-        labels, stage.image, stage.candidates > 0, body & stage.fov.mask, stage.bone, settings
+        labels, stage.image, stage.candidates, surround_ok, stage.bone, settings, out=labels
     )
 
 

@@ -112,3 +112,25 @@ def test_no_lesion_gives_an_empty_result():
     labels = np.zeros(disk.shape, np.int32)
     grown, added = grow_to_local_background(labels, image, disk, _everywhere(disk.shape), disk, SETTINGS)
     assert not grown.any() and added.tolist() == [0]
+
+
+def test_completing_in_place_gives_what_a_copy_gives():
+    """``out=labels`` writes into the labels themselves (the pipeline's way, saving a full-size copy), and the
+    candidates' own label map serves as ``occupied``: the same result as a new array and a bool mask."""
+    rows, cols = np.mgrid[0:100, 0:140]
+    left_dome, right_dome = _dome(rows, cols, (50, 55), 12.5), _dome(rows, cols, (50, 84), 12.5)
+    image = 1500 + 200 * np.maximum(left_dome, right_dome) + np.random.default_rng(3).normal(0, 3, rows.shape)
+    image = image.astype(np.uint16)
+    labels = np.zeros(rows.shape, np.int32)
+    labels[(left_dome > 0) & (cols < 62)] = 1
+    labels[(right_dome > 0) & (cols > 78)] = 2
+    candidates = np.where(left_dome > 0, 1, np.where(right_dome > 0, 2, 0)).astype(np.int32)
+    ones = _everywhere(rows.shape)
+    settings = OutlineSettings(**{**SETTINGS.__dict__, "reach_px": 8})
+    copied, added_copy = grow_to_local_background(labels, image, candidates > 0, ones, ~ones, settings)
+    assert added_copy[1] > 0 and added_copy[2] > 0
+    in_place = labels.copy()
+    result, added = grow_to_local_background(in_place, image, candidates, ones, ~ones, settings, out=in_place)
+    assert result is in_place
+    np.testing.assert_array_equal(in_place, copied)
+    np.testing.assert_array_equal(added, added_copy)

@@ -70,28 +70,35 @@ def grow_to_local_background(
     surround_ok: np.ndarray,
     bone: np.ndarray,
     settings: OutlineSettings,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Add to each large enough lesion the pixels near it that rise above its local background plane.
+
+    Only the windows around the lesions are read and written: no full-size temporary is made (on a large film the
+    label map alone is 2x the input's bytes).
 
     Parameters
     ----------
     labels : numpy.ndarray
-        int32 lesion labels (0 background); not modified.
+        int32 lesion labels (0 background); not modified unless it is ``out``.
     image : numpy.ndarray
         The working image (bright = dense).
     occupied : numpy.ndarray
-        bool, pixels of any candidate (accepted or not): left out of the ring.
+        Nonzero at the pixels of any candidate, accepted or not (bool, or the candidate labels themselves): left out
+        of the ring.
     surround_ok : numpy.ndarray
         bool, where a ring may lie (the field of view and the body); a lesion with less than
         :data:`_MIN_RING_INSIDE_SHARE` of its ring there is not refined, others are fitted on the part there.
     bone : numpy.ndarray
         bool bone mask; a lesion whose ring lies on bone (more than :data:`_MAX_RING_BONE_SHARE`) is not refined.
     settings : OutlineSettings
+    out : numpy.ndarray, optional
+        Where the result is written; ``labels`` itself to complete it in place. By default a new array.
 
     Returns
     -------
     labels : numpy.ndarray
-        A new int32 label map: the same lesions with the same ids, each a superset of its input.
+        The int32 label map (``out`` when given): the same lesions with the same ids, each a superset of its input.
     added : numpy.ndarray
         int64, pixels added to each lesion id ``1..labels.max()`` (index 0 unused).
 
@@ -124,21 +131,19 @@ def grow_to_local_background(
         lesion = labels[window] == lesion_id
         if int(lesion.sum()) < settings.min_area_px:
             continue
-        grown = _grown_pixels(lesion, labels[window], image, window, blur_pad, occupied[window], surround_ok[window],
-                              bone[window], settings)  # fmt: skip
+        grown = _grown_pixels(lesion, labels[window], image, window, blur_pad, occupied[window] != 0,
+                              surround_ok[window], bone[window], settings)  # fmt: skip
         if grown is not None:
             claims.append((lesion_id, window, grown & (labels[window] == 0)))
-    result = labels.copy()
-    if not claims:
-        return result, added
-    claimants = np.zeros(labels.shape, np.uint8)  # how many lesions would take each pixel
-    for _, window, taken in claims:
-        claimants[window] += taken
-    for lesion_id, window, taken in claims:
-        taken &= claimants[window] == 1
-        result[window][taken] = lesion_id
+    if out is None:
+        out = labels.copy()
+    elif out is not labels:
+        out[...] = labels
+    # Every claim is settled before any is written, so that completing in place reads the input labels only.
+    for (lesion_id, window, _), taken in zip(claims, _uncontested(claims), strict=True):
+        out[window][taken] = lesion_id
         added[lesion_id] = int(taken.sum())
-    return result, added
+    return out, added
 
 
 def _grown_pixels(
@@ -174,6 +179,35 @@ def _grown_pixels(
     _, components = cv2.connectedComponents(rising.view(np.uint8), connectivity=8)
     touching = np.unique(components[lesion])
     return np.isin(components, touching[touching > 0])
+
+
+def _uncontested(claims: list[tuple[int, tuple[slice, slice], np.ndarray]]) -> list[np.ndarray]:
+    """Each claim's pixels (``taken`` over its window) that no other claim takes: pairs of claims whose windows
+    overlap are compared on the overlap, so no full-size count of claimants is needed."""
+    free = []
+    for index, (_, window, taken) in enumerate(claims):
+        contested = np.zeros_like(taken)
+        for other, (_, other_window, other_taken) in enumerate(claims):
+            overlap = None if other == index else _overlap(window, other_window)
+            if overlap is not None:
+                contested[_within(overlap, window)] |= other_taken[_within(overlap, other_window)]
+        free.append(taken & ~contested)
+    return free
+
+
+def _overlap(a: tuple[slice, slice], b: tuple[slice, slice]) -> tuple[slice, slice] | None:
+    """The intersection of two windows (pairs of slices with steps of 1), or None when they do not meet."""
+    rows = slice(max(a[0].start, b[0].start), min(a[0].stop, b[0].stop))
+    cols = slice(max(a[1].start, b[1].start), min(a[1].stop, b[1].stop))
+    return (rows, cols) if rows.start < rows.stop and cols.start < cols.stop else None
+
+
+def _within(part: tuple[slice, slice], window: tuple[slice, slice]) -> tuple[slice, slice]:
+    """``part`` of the image in the coordinates of ``window``, which contains it."""
+    return (
+        slice(part[0].start - window[0].start, part[0].stop - window[0].start),
+        slice(part[1].start - window[1].start, part[1].stop - window[1].start),
+    )
 
 
 def _smoothed_window(image: np.ndarray, window: tuple[slice, slice], pad: int, sigma_px: float) -> np.ndarray:
