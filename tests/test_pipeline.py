@@ -449,8 +449,10 @@ def test_a_mass_wider_than_the_line_is_found_whole():
     assert (result.labels[disk] == at_disk).mean() >= 0.85
     without = segment_image(radiograph, RULES_ONLY)
     assert (without.labels[disk] > 0).mean() < 0.6
-    # The thresholds the channel used are recorded (50 mm at 0.2 mm: 250 px), and that it was off.
+    # The thresholds the channel used are recorded (50 mm at 0.2 mm: 250 px; cells of 0.5 mm, 2.5 pixels, not
+    # rounded down to 2), and that it was off.
     assert result.summary["thresholds"]["mass_channel"]["line_px"] == pytest.approx(250.0)
+    assert result.summary["thresholds"]["mass_channel"]["cell_mm"] == pytest.approx(0.5)
     assert without.summary["thresholds"]["mass_channel"] is None
 
 

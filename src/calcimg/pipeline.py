@@ -523,7 +523,8 @@ def _background(
 def _mass_regions(
     smoothed: np.ndarray, fov_mask: np.ndarray, px_per_mm: float, params: Params, noise: threshold.NoiseModel
 ) -> np.ndarray | None:
-    """Regions of deposits too wide for the line background (masses), on a grid of about :data:`_MASS_CELL_MM`.
+    """Regions of deposits too wide for the line background (masses), on a grid of :data:`_MASS_CELL_MM` (the
+    film's own grid where it is coarser).
 
     A deposit wider than ``background_line_mm`` holds the line in every direction, so only its rim rises above the
     background. Here the smoothed film, reduced, is opened by lines of ``mass_line_mm`` (a disk would take up
@@ -542,7 +543,7 @@ def _mass_regions(
     """
     if params.mass_line_mm <= 0:
         return None
-    factor = max(1, int(_MASS_CELL_MM * px_per_mm))
+    factor = _mass_cell_factor(px_per_mm)
     small = grid.shrink(smoothed, factor)
     opened = morphology.line_opening_max(small, params.mass_line_mm * px_per_mm / factor, params.n_orientations)
     background = np.minimum(opened, small, out=opened)
@@ -561,6 +562,13 @@ def _mass_regions(
 _MASS_CELL_MM = 0.5
 _MASS_SEED_K = 6.0
 _MASS_GROW_K = 2.0
+
+
+def _mass_cell_factor(px_per_mm: float) -> float:
+    """How many of the film's pixels make one cell of the mass channel's grid along a side: :data:`_MASS_CELL_MM`
+    exactly (not rounded down to whole pixels, which left 0.29 mm films at full size and made cells of 0.4 to
+    0.5 mm on clinical ones), and at least 1."""
+    return max(1.0, _MASS_CELL_MM * px_per_mm)
 
 
 def _with_spacing(radiograph: Radiograph, spacing_mm: tuple[float, float]) -> Radiograph:
@@ -777,6 +785,7 @@ def _summary(
 ) -> dict[str, Any]:
     calibrated = radiograph.spacing_mm is not None
     pixel_area = radiograph.pixel_area_mm2
+    px_per_mm = _pixels_per_mm(radiograph)
     fov_px = int(fov.mask.sum())
     reasons = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
     return {
@@ -801,7 +810,7 @@ def _summary(
             "mass_channel": (
                 {
                     "line_px": float(line_px * params.mass_line_mm / params.background_line_mm),
-                    "cell_mm": _MASS_CELL_MM,
+                    "cell_mm": float(_mass_cell_factor(px_per_mm) / px_per_mm),  # the grid's, as used
                     "seed_k": _MASS_SEED_K,
                     "grow_k": _MASS_GROW_K,
                 }
