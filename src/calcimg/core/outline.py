@@ -74,8 +74,8 @@ def grow_to_local_background(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Add to each large enough lesion the pixels near it that rise above its local background plane.
 
-    Only the windows around the lesions are read and written: no full-size temporary is made (on a large film the
-    label map alone is 2x the input's bytes).
+    Beyond the result itself (none with ``out=labels``), only windows around the lesions are made, read and written:
+    no full-size temporary (on a large film a label map alone is twice the input's bytes).
 
     Parameters
     ----------
