@@ -50,6 +50,7 @@ from skimage.morphology import remove_small_objects
 import calcimg
 from calcimg.core.backends import BACKENDS
 from calcimg.core.measure import label_objects
+from calcimg.core.morphology import disk_kernel
 from calcimg.core.scoring import score_segmentation
 from calcimg.model import Params
 from calcimg.phantom import SITES, make_pair
@@ -69,9 +70,7 @@ def otsu_baseline(pixels: np.ndarray, spacing_mm: float) -> np.ndarray:
 def tophat_baseline(pixels: np.ndarray, spacing_mm: float, radius_mm: float = 4.0, k: float = 5.0) -> np.ndarray:
     """White top-hat with a disk, threshold at median + k * 1.4826 * MAD of the response, small objects removed."""
     image, _ = working_image(pixels)
-    radius = max(1, int(round(radius_mm / spacing_mm)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    response = cv2.morphologyEx(image, cv2.MORPH_TOPHAT, kernel).astype(np.float64)
+    response = cv2.morphologyEx(image, cv2.MORPH_TOPHAT, disk_kernel(radius_mm / spacing_mm)).astype(np.float64)
     median = np.median(response)
     mad = max(np.median(np.abs(response - median)) * 1.4826, 1.0)
     mask = response > median + k * mad

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from calcimg import segment_image
+from calcimg.core.morphology import disk_kernel
 from calcimg.phantom import SITES, make_pair
 from calcimg.phantom.writer import pair_seed
 
@@ -34,10 +35,6 @@ RING_MM = (1.0, 2.0)
 SEARCH_MM = 10.0
 PLACES = 120
 MIN_PLACES = 20
-
-
-def _disk(radius_px: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1, 2 * radius_px + 1))
 
 
 def inside_minus_ring(film: np.ndarray, inside: np.ndarray, ring: np.ndarray) -> float:
@@ -61,7 +58,7 @@ def deposit_z_scores(task: tuple[int, int, str]) -> list[dict]:
         ring_in, ring_out = (max(1, int(round(mm / spacing))) for mm in RING_MM)
         pad = ring_out
         # A place must keep its ring clear of every deposit.
-        deposits = cv2.dilate((truth > 0).astype(np.uint8), _disk(ring_out)) > 0
+        deposits = cv2.dilate((truth > 0).astype(np.uint8), disk_kernel(ring_out)) > 0
         span = int(round(SEARCH_MM / spacing))
         for lesion_id in np.unique(truth[truth > 0]):
             where = truth == lesion_id
@@ -72,8 +69,8 @@ def deposit_z_scores(task: tuple[int, int, str]) -> list[dict]:
             r0, c0 = max(rows_px.min() - pad, 0), max(cols_px.min() - pad, 0)
             r1, c1 = min(rows_px.max() + 1 + pad, truth.shape[0]), min(cols_px.max() + 1 + pad, truth.shape[1])
             inside = where[r0:r1, c0:c1]
-            reach = cv2.dilate(inside.view(np.uint8), _disk(ring_out)) > 0
-            ring = reach & ~(cv2.dilate(inside.view(np.uint8), _disk(ring_in)) > 0)
+            reach = cv2.dilate(inside.view(np.uint8), disk_kernel(ring_out)) > 0
+            ring = reach & ~(cv2.dilate(inside.view(np.uint8), disk_kernel(ring_in)) > 0)
             height, width = inside.shape
             places = []
             for _ in range(20 * PLACES):

@@ -35,6 +35,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 import calcimg
 from calcimg.core.candidate_model import FEATURES, candidate_features, candidate_scores
+from calcimg.core.morphology import disk_kernel
 from calcimg.model import Params
 from calcimg.phantom import SITES, PhantomConfig, make_pair
 from calcimg.phantom.writer import pair_seed
@@ -77,9 +78,7 @@ def collect(task: tuple[int, int, bool]) -> pd.DataFrame:
         table = result.candidate_table
         table = table[table["reason"] == "accepted"]
         px_per_mm = 1.0 / visit.spacing_mm
-        radius = int(np.ceil(px_per_mm))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        near = cv2.dilate((visit.identity_labels > 0).astype(np.uint8), kernel) > 0
+        near = cv2.dilate((visit.identity_labels > 0).astype(np.uint8), disk_kernel(np.ceil(px_per_mm))) > 0
         n = int(result.candidates.max())
         inside = np.bincount(result.candidates[near], minlength=n + 1)[1:]
         levels = result.summary["thresholds"]["tissue_levels"]

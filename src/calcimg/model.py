@@ -192,7 +192,7 @@ class Params:
         Lesions of at least this area have their outline completed against their own surroundings
         (:mod:`calcimg.core.outline`): a plane fitted to a ring around the lesion, where the film's background,
         an opening, misses the downhill rim of a deposit lying on a slope of the tissue. Only lesions whose ring
-        lies in the field, in the body and off bone; pixels are only added. 0 turns this off.
+        lies off bone and at least 70 % in the field and the body; pixels are only added. 0 turns this off.
     outline_ring_mm : tuple of float
         Inner and outer distance from the lesion of the ring the plane is fitted to (pixels of no candidate).
     outline_reach_mm : float
@@ -403,7 +403,4 @@ class Params:
         # An older file is read as this schema (the keys it lacks take their defaults), so that the Params a result
         # records are the ones that ran.
         cleaned = {**values, "schema_version": PARAMS_SCHEMA_VERSION}
-        for name in ("size_classes_mm", "outline_ring_mm"):
-            if name in cleaned:
-                cleaned[name] = tuple(cleaned[name])
-        return cls(**cleaned)
+        return cls(**cleaned)  # __post_init__ makes the lists of numbers tuples

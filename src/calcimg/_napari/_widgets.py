@@ -654,8 +654,7 @@ class PairReviewWidget(widgets.Container):
         pre, post = self.images["pre"], self.images["post"]
         for layer in (*self.images.values(), self.layers["pre"], self.layers["post"]):
             layer.visible = True
-        for visit in VISITS:
-            self.layers[f"{visit}_rejected"].visible = bool(self.show_rejected.value)
+        self._show_rejected_with_images()
         if mode == "side by side":
             pre.colormap = post.colormap = "gray"
             post.blending = "translucent"
@@ -691,7 +690,7 @@ class PairReviewWidget(widgets.Container):
             self.images[visit].blending = "translucent"
             self.images[visit].visible = visit == shown
             self.layers[visit].visible = visit == shown
-            self.layers[f"{visit}_rejected"].visible = visit == shown and bool(self.show_rejected.value)
+        self._show_rejected_with_images()
         return shown
 
     def _auto_flicker(self, on: bool) -> None:
@@ -796,13 +795,16 @@ class PairReviewWidget(widgets.Container):
             layer.features = table.rename(columns={"candidate_id": "index"})
             layer.colormap = reason_colour_dict(getattr(self.session.result, visit).candidate_table)
 
-    def _toggle_rejected(self, visible: bool) -> None:
+    def _toggle_rejected(self, _visible: bool) -> None:
         if self.session is None or not self._ready:
             return
-        flickering = not self.images["pre"].visible or not self.images["post"].visible
+        self._show_rejected_with_images()
+
+    def _show_rejected_with_images(self) -> None:
+        """Each visit's rejected candidates are shown when asked for and while that visit's image is (flicker hides
+        one visit)."""
         for visit in VISITS:
-            shown = self.images[visit].visible if flickering else True
-            self.layers[f"{visit}_rejected"].visible = bool(visible) and shown
+            self.layers[f"{visit}_rejected"].visible = bool(self.show_rejected.value) and self.images[visit].visible
 
     def accept_candidate(self, _value: Any = None) -> int:
         """Make the rejected candidate picked on a rejected-candidates layer a lesion, with its own outline."""

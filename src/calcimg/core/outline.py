@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from scipy import ndimage
+from scipy.stats import median_abs_deviation
 
 from calcimg.core.morphology import disk_kernel
 
@@ -214,18 +215,20 @@ def _smoothed_window(image: np.ndarray, window: tuple[slice, slice], pad: int, s
     """The window of the image smoothed with a Gaussian of ``sigma_px`` (float64), as smoothing the whole image
     would give it: the window is smoothed with ``pad`` more pixels on each side where the image has them."""
     rows, cols = window
-    top, left = max(0, rows.start - pad), max(0, cols.start - pad)
-    bottom, right = min(image.shape[0], rows.stop + pad), min(image.shape[1], cols.stop + pad)
-    block = image[top:bottom, left:right]
+    padded = (
+        slice(max(0, rows.start - pad), min(image.shape[0], rows.stop + pad)),
+        slice(max(0, cols.start - pad), min(image.shape[1], cols.stop + pad)),
+    )
+    block = image[padded]
     if sigma_px >= 0.3:
         block = cv2.GaussianBlur(block, (0, 0), sigma_px)
-    inner = (slice(rows.start - top, rows.stop - top), slice(cols.start - left, cols.stop - left))
-    return block[inner].astype(np.float64)
+    return block[_within(window, padded)].astype(np.float64)
 
 
 def _ring_plane(values: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, float]:
     """A plane fitted by least squares to ``values`` on the ring, refitted without its outliers, over the window;
-    and the robust spread (1.4826 x median absolute deviation) of the ring's residuals from it."""
+    and the robust spread (the median absolute deviation scaled to a normal's standard deviation) of the ring's
+    residuals from it."""
     rows, cols = np.nonzero(ring)
     samples = values[rows, cols]
     design = np.column_stack([np.ones(len(rows)), rows, cols]).astype(np.float64)
@@ -242,4 +245,4 @@ def _ring_plane(values: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, float
 
 
 def _robust_spread(residuals: np.ndarray) -> float:
-    return float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
+    return float(median_abs_deviation(residuals, scale="normal"))
