@@ -136,10 +136,10 @@ class Radiograph:
 
 
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
-PARAMS_SCHEMA_VERSION = 6  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
+PARAMS_SCHEMA_VERSION = 7  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
 # 4: cluster_distance_mm, grains of a cluster matched as one deposit; marker_core_mm and marker_zone_min_score;
 # 5: marker_flat_fraction, burned-in graphics rejected as markers; 6: outline_* (outlines completed against a plane
-# fitted around each lesion)
+# fitted around each lesion); 7: paired_piece_fraction (pieces of rejected candidates under the other film's lesions)
 
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
@@ -263,6 +263,12 @@ class Params:
         and the other film shows an accepted lesion at the same place (within ``match_distance_mm``): a deposit
         seen clearly on one film and faintly on the other is neither new nor resolved. At or above
         ``min_score`` this is off.
+    paired_piece_fraction : float
+        In a comparison, where a lesion the other film accepted lies at least half inside a candidate this film
+        rejected as a marker, too large, a ridge, too faint or for its score (a stone merged with a bone, a deposit
+        beside a lead letter), the part of that candidate within ``match_distance_mm`` of the lesion whose response
+        reaches this share of the candidate's peak under the lesion is accepted as a lesion
+        (:mod:`calcimg.core.paired`). 0 turns this off.
     correct_magnification : bool
         Divide the follow-up's areas by the square of the registration's relative scale before comparing them, so
         that a change of magnification (patient-detector distance) is not counted as a change of the deposits.
@@ -312,6 +318,7 @@ class Params:
     progression_pct: float = 25.0
     response_pct: float = 20.0
     paired_support_min_score: float = 0.5
+    paired_piece_fraction: float = 0.3
     correct_magnification: bool = True
     schema_version: int = PARAMS_SCHEMA_VERSION
 
@@ -345,6 +352,7 @@ class Params:
             "progression_pct",
             "response_pct",
             "paired_support_min_score",
+            "paired_piece_fraction",
             "marker_min_area_mm2",
             "marker_core_mm",
             "marker_zone_min_score",
@@ -357,6 +365,8 @@ class Params:
         for name in non_negative:
             if not (float(getattr(self, name)) >= 0):
                 raise ValueError(f"Params.{name} must be zero or positive, got {getattr(self, name)!r}")
+        if self.paired_piece_fraction > 1:
+            raise ValueError(f"Params.paired_piece_fraction must be at most 1, got {self.paired_piece_fraction!r}")
         if self.registration_model not in REGISTRATION_MODELS:
             raise ValueError(f"Params.registration_model must be one of {REGISTRATION_MODELS}")
         if self.grow_k > self.seed_k:

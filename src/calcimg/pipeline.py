@@ -20,7 +20,9 @@ Steps of :func:`compare_pair`:
 
 1. find and decide the candidates of each visit on its own pixels (steps 1-5 above);
 2. register the follow-up to the baseline (:mod:`calcimg.core.registration`);
-3. paired support: a candidate rejected only for its score is accepted where the other visit accepted a lesion;
+3. paired support: a candidate rejected only for its score is accepted where the other visit accepted a lesion,
+   and where such a lesion lies inside a candidate rejected as a whole (merged with a bone, in a marker's zone),
+   the piece of it under the lesion is accepted (:mod:`calcimg.core.paired`);
 4. measure each visit's lesions on its own pixels (areas are never measured on resampled masks);
 5. carry the follow-up's label map into the baseline frame (nearest neighbour, for matching only) and match
    lesions by overlap and distance, one-to-many allowed (:mod:`calcimg.core.matching`);
@@ -52,6 +54,7 @@ from calcimg.core import (
     measure,
     morphology,
     outline,
+    paired,
     registration,
     threshold,
 )
@@ -297,7 +300,9 @@ def detect_candidates(
     )  # fmt: skip
 
 
-def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = None) -> SegmentResult:
+def finish_segmentation(
+    stage: CandidateStage, supported: np.ndarray | None = None, pieces: list[paired.Piece] | None = None
+) -> SegmentResult:
     """Step 6 of :func:`segment_image`: the accepted candidates become lesions, measured in mm and mm^2.
 
     Parameters
@@ -307,6 +312,9 @@ def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = No
     supported : numpy.ndarray, optional
         bool per candidate: candidates to accept as well, on the other visit's evidence (their ``reason``
         becomes "accepted" and ``support`` "other_visit").
+    pieces : list of calcimg.core.paired.Piece, optional
+        Parts of rejected candidates to accept as lesions, on the other visit's evidence (the candidates stay
+        rejected; their ``support`` becomes "other_visit_piece").
 
     Returns
     -------
@@ -319,6 +327,9 @@ def finish_segmentation(stage: CandidateStage, supported: np.ndarray | None = No
     accepted = table["reason"].to_numpy() == classify.ACCEPTED
     keep = np.concatenate([[False], accepted])
     lesion_mask = keep[stage.candidates]
+    for piece in pieces or ():
+        lesion_mask[piece.window] |= piece.mask
+        table.loc[piece.candidate_id - 1, "support"] = "other_visit_piece"
     if stage.params.fill_holes:
         lesion_mask = morphology.fill_holes(lesion_mask)
     labels, _ = measure.label_objects(lesion_mask)
@@ -915,33 +926,66 @@ def compare_pair(
             moving_mask=post_stage.fov.mask,
             model=params.registration_model,
         )
-    pre_support, post_support = None, None
-    if transform.ok and params.paired_support_min_score < params.min_score:
-        pre_support, post_support = _paired_support(pre_stage, post_stage, transform, params)
-    pre_result = finish_segmentation(pre_stage, pre_support)
-    post_result = finish_segmentation(post_stage, post_support)
+    support: dict[str, tuple[np.ndarray | None, list[paired.Piece]]] = {"pre": (None, []), "post": (None, [])}
+    if transform.ok and (params.paired_support_min_score < params.min_score or params.paired_piece_fraction > 0):
+        support = _paired_support(pre_stage, post_stage, transform, params)
+    pre_result = finish_segmentation(pre_stage, *support["pre"])
+    post_result = finish_segmentation(post_stage, *support["post"])
     return match_and_summarise(pre_result, post_result, transform, params)
+
+
+#: Rejection reasons a piece of a candidate may be accepted from on the other visit's evidence: not the field, the
+#: body or the user's regions (where nothing is counted), nor too small (a piece would be smaller still).
+PIECE_REASONS = ("marker", "too_large", "ridge", "low_contrast", "faint", "low_score")
 
 
 def _paired_support(
     pre: CandidateStage, post: CandidateStage, transform: registration.Registration, params: Params
-) -> tuple[np.ndarray, np.ndarray]:
-    """Candidates of each visit that the other visit supports.
+) -> dict[str, tuple[np.ndarray | None, list[paired.Piece]]]:
+    """What each visit accepts on the other visit's evidence: whole candidates, and pieces of candidates.
 
     A candidate rejected only for its score (at least ``paired_support_min_score``) is accepted when at least
     half of it lies within ``match_distance_mm`` of a lesion the other visit accepted on its own: the same
-    deposit, less conspicuous on one film, is not a new or a resolved lesion.
+    deposit, less conspicuous on one film, is not a new or a resolved lesion. Where such a lesion lies inside a
+    candidate rejected as a whole for one of :data:`PIECE_REASONS` (and not supported whole), the piece of the
+    candidate under it is accepted (``paired_piece_fraction``; :func:`calcimg.core.paired.pieces_under_lesions`).
     """
 
     def accepted_map(stage: CandidateStage) -> np.ndarray:
         accepted = np.concatenate([[False], stage.table["reason"].to_numpy() == classify.ACCEPTED])
         return accepted[stage.candidates].astype(np.int32)
 
-    post_in_pre = registration.warp_labels(accepted_map(post), transform, pre.radiograph.shape)
-    pre_in_post = registration.warp_labels(accepted_map(pre), transform, post.radiograph.shape, inverse=True)
-    return (
-        _supported_candidates(pre, post_in_pre > 0, params),
-        _supported_candidates(post, pre_in_post > 0, params),
+    other = {
+        "pre": registration.warp_labels(accepted_map(post), transform, pre.radiograph.shape) > 0,
+        "post": registration.warp_labels(accepted_map(pre), transform, post.radiograph.shape, inverse=True) > 0,
+    }
+    support = {}
+    for name, stage in (("pre", pre), ("post", post)):
+        supported = (
+            _supported_candidates(stage, other[name], params)
+            if params.paired_support_min_score < params.min_score
+            else np.zeros(len(stage.table), bool)
+        )
+        support[name] = (supported, _supported_pieces(stage, other[name], supported, params))
+    return support
+
+
+def _supported_pieces(
+    stage: CandidateStage, other_lesions: np.ndarray, supported: np.ndarray, params: Params
+) -> list[paired.Piece]:
+    if params.paired_piece_fraction <= 0:
+        return []
+    px_per_mm = _pixels_per_mm(stage.radiograph)
+    eligible = np.isin(stage.table["reason"].to_numpy(), PIECE_REASONS) & ~supported
+    return paired.pieces_under_lesions(
+        stage.candidates,
+        stage.response,
+        np.concatenate([[False], eligible]),
+        other_lesions,
+        reach_px=params.match_distance_mm * px_per_mm,
+        fraction=params.paired_piece_fraction,
+        min_area_px=int(np.ceil(params.min_area_mm2 * px_per_mm**2)),
+        pixels=stage.pixels,
     )
 
 
@@ -1003,6 +1047,14 @@ def _with_areas(result: SegmentResult) -> pd.DataFrame:
     return table
 
 
+def _support_counts(pre: SegmentResult, post: SegmentResult, support: str) -> dict[str, int]:
+    """Candidates of each visit whose ``support`` is ``support``."""
+    return {
+        name: int((result.candidate_table.get("support", pd.Series(dtype=str)) == support).sum())
+        for name, result in (("pre", pre), ("post", post))
+    }
+
+
 def _pair_summary(
     pre: SegmentResult,
     post: SegmentResult,
@@ -1059,10 +1111,8 @@ def _pair_summary(
         "category": category,
         "response": response,
         "magnification_correction": area_scale,
-        "supported_by_other_visit": {
-            name: int((result.candidate_table.get("support", pd.Series(dtype=str)) == "other_visit").sum())
-            for name, result in (("pre", pre), ("post", post))
-        },
+        "supported_by_other_visit": _support_counts(pre, post, "other_visit"),
+        "pieces_from_other_visit": _support_counts(pre, post, "other_visit_piece"),
         "registration": transform.to_dict(),
         "needs_review": bool(reasons),
         "review_reasons": reasons,

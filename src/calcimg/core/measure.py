@@ -60,6 +60,8 @@ class ObjectPixels:
     >>> pixels = ObjectPixels.of(labels, 2)
     >>> pixels.counts.tolist(), pixels.means(np.arange(6).reshape(2, 3)).tolist()
     ([1, 3], [3.0, 2.6666666666666665])
+    >>> pixels.positions(2).tolist()
+    [1, 2, 5]
     """
 
     shape: tuple[int, int]
@@ -80,6 +82,11 @@ class ObjectPixels:
         flat, label = flat[order], label[order]
         counts = np.bincount(label, minlength=n + 1)[1:]
         return cls((int(labels.shape[0]), int(labels.shape[1])), int(n), flat, label, counts)
+
+    def positions(self, label: int) -> np.ndarray:
+        """Raveled positions of the pixels of object ``label`` (1..n), in raster order."""
+        start = int(self.counts[: label - 1].sum())
+        return self.flat[start : start + int(self.counts[label - 1])]
 
     def values(self, image: np.ndarray) -> np.ndarray:
         """The values of ``image`` at the object pixels (same order as :attr:`flat`)."""

@@ -1,0 +1,86 @@
+"""Pieces of rejected candidates taken under the other film's lesions (calcimg.core.paired)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calcimg.core.paired import pieces_under_lesions
+
+
+def _stone_on_bone(shape=(60, 120)):
+    """A long bone (response 20) with a stone on it (a disk of response 100), one candidate: the bone's."""
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    bone = (rows >= 22) & (rows < 38) & (cols >= 5) & (cols < 115)
+    stone = (rows - 30) ** 2 + (cols - 60) ** 2 <= 6**2
+    response = np.where(stone, 100.0, np.where(bone, 20.0, 0.0)).astype(np.float32)
+    candidates = (bone | stone).astype(np.int32)
+    return response, candidates, stone
+
+
+def test_the_piece_under_the_other_films_lesion_is_the_stone_not_the_bone():
+    response, candidates, stone = _stone_on_bone()
+    # the other film's lesion: the stone one pixel smaller (registration and outline differ a little)
+    rows, cols = np.mgrid[0:60, 0:120]
+    lesion = (rows - 30) ** 2 + (cols - 61) ** 2 <= 5**2
+    [piece] = pieces_under_lesions(candidates, response, np.array([False, True]), lesion, 4.0, 0.3)
+    assert piece.candidate_id == 1
+    taken = np.zeros(stone.shape, bool)
+    taken[piece.window] = piece.mask
+    np.testing.assert_array_equal(taken, stone)
+
+
+def test_a_piece_reaches_no_further_than_the_reach_from_the_lesion():
+    """A stone that grew beyond the reach is cut at the reach: the piece never runs along the bone."""
+    response, candidates, _ = _stone_on_bone()
+    response[candidates > 0] = 100.0  # bone as bright as the stone: nothing but the reach limits the piece
+    rows, cols = np.mgrid[0:60, 0:120]
+    lesion = (rows - 30) ** 2 + (cols - 60) ** 2 <= 3**2
+    [piece] = pieces_under_lesions(candidates, response, np.array([False, True]), lesion, 5.0, 0.3)
+    taken = np.zeros(lesion.shape, bool)
+    taken[piece.window] = piece.mask
+    taken_cols = np.flatnonzero(taken.any(axis=0))
+    assert taken_cols.min() == 60 - 3 - 5 and taken_cols.max() == 60 + 3 + 5
+    assert taken.sum() > lesion.sum()
+
+
+def test_no_piece_from_an_ineligible_candidate_or_one_the_lesion_barely_touches():
+    response, candidates, _ = _stone_on_bone()
+    rows, cols = np.mgrid[0:60, 0:120]
+    on_stone = (rows - 30) ** 2 + (cols - 60) ** 2 <= 5**2
+    assert pieces_under_lesions(candidates, response, np.array([False, False]), on_stone, 4.0, 0.3) == []
+    # a lesion mostly beside the bone (less than half of it inside the candidate)
+    beside = (rows >= 14) & (rows < 25) & (cols >= 100) & (cols < 104)
+    assert pieces_under_lesions(candidates, response, np.array([False, True]), beside, 4.0, 0.3) == []
+    assert pieces_under_lesions(candidates, response, np.array([False, True]), np.zeros_like(beside), 4.0, 0.3) == []
+
+
+def test_pieces_below_the_smallest_area_are_dropped_and_the_fraction_is_checked():
+    response, candidates, stone = _stone_on_bone()
+    rows, cols = np.mgrid[0:60, 0:120]
+    lesion = (rows - 30) ** 2 + (cols - 60) ** 2 <= 5**2
+    eligible = np.array([False, True])
+    assert pieces_under_lesions(candidates, response, eligible, lesion, 4.0, 0.3, min_area_px=int(stone.sum()))
+    assert not pieces_under_lesions(candidates, response, eligible, lesion, 4.0, 0.3, min_area_px=int(stone.sum()) + 1)
+    for fraction in (0.0, 1.5):
+        with pytest.raises(ValueError, match="fraction"):
+            pieces_under_lesions(candidates, response, eligible, lesion, 4.0, fraction)
+
+
+def test_no_piece_of_a_bone_where_nothing_rises_above_the_rest_of_it():
+    """Under a lesion that is new on the other film, the bone of this film (its response textured, no deposit)
+    gives no piece: the part under the lesion does not stand out from the rest of the bone. With a stone there,
+    it does."""
+    response, candidates, stone = _stone_on_bone()
+    rng = np.random.default_rng(0)
+    bone = candidates > 0
+    response[bone] = rng.normal(50.0, 10.0, int(bone.sum())).clip(1, None)
+    rows, cols = np.mgrid[0:60, 0:120]
+    lesion = (rows - 30) ** 2 + (cols - 60) ** 2 <= 5**2
+    eligible = np.array([False, True])
+    assert pieces_under_lesions(candidates, response, eligible, lesion, 4.0, 0.3) == []
+    response[stone] += 100.0
+    [piece] = pieces_under_lesions(candidates, response, eligible, lesion, 4.0, 0.3)
+    taken = np.zeros(stone.shape, bool)
+    taken[piece.window] = piece.mask
+    assert (taken & stone).sum() == stone.sum() and (taken & ~stone).sum() < stone.sum()
