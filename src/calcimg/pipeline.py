@@ -973,6 +973,9 @@ def _paired_support(
 def _supported_pieces(
     stage: CandidateStage, other_lesions: np.ndarray, supported: np.ndarray, params: Params
 ) -> list[paired.Piece]:
+    """Pieces of this visit's candidates rejected for one of :data:`PIECE_REASONS` (and not ``supported`` whole)
+    under the other visit's lesions (``other_lesions``, in this visit's frame); none when ``paired_piece_fraction``
+    is 0."""
     if params.paired_piece_fraction <= 0:
         return []
     px_per_mm = _pixels_per_mm(stage.radiograph)
