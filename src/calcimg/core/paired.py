@@ -105,11 +105,11 @@ def pieces_under_lesions(
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    n_lesions, lesion_labels = cv2.connectedComponents(
-        lesions.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S
-    )
-    if n_lesions <= 1 or not np.any(eligible):
-        return []
+    lesions = np.ascontiguousarray(lesions, dtype=bool)
+    touched = np.unique(candidates[lesions])
+    if not eligible[touched[touched > 0]].any():
+        return []  # the common case, found in one pass: no lesion touches a candidate a piece may come from
+    _, lesion_labels = cv2.connectedComponents(lesions.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     if pixels is None:
         pixels = ObjectPixels.of(candidates, int(candidates.max(initial=0)))
     reach = disk_kernel(reach_px)
