@@ -295,6 +295,39 @@ def test_pieces_of_rejected_candidates_are_taken_under_the_other_films_lesions()
     np.testing.assert_array_equal(on.pre.labels, off.pre.labels)
 
 
+def _flat_film(rise: float, seed: int) -> tuple[Radiograph, np.ndarray]:
+    """A gentle ramp with noise 8 and one disk (2 mm radius) rising ``rise`` above it, at 0.2 mm."""
+    rows, cols = np.mgrid[0:300, 0:300]
+    disk = (rows - 150) ** 2 + (cols - 150) ** 2 <= 10**2
+    noise = np.random.default_rng(seed).normal(0, 8, disk.shape)
+    pixels = np.clip(1500 + 1.0 * cols + rise * disk + noise, 0, 65535).astype(np.uint16)
+    return Radiograph(pixels, spacing_mm=(0.2, 0.2), spacing_source="user", content_hash=f"sha256:{rise}"), disk
+
+
+@pytest.mark.parametrize("rise", [0.0, 10.0])
+def test_a_faint_counterpart_of_a_large_lesion_is_found_and_a_resolved_one_is_not(rise):
+    """The baseline shows a deposit clearly; the follow-up shows it at about one noise level per pixel, too faint
+    for its own detection. Looked for under the baseline's lesion, it is found (not "resolved") and outlined on
+    the follow-up's own pixels; where nothing is left (rise 0) nothing is found and it is resolved. (A known
+    alignment: a flat film gives registration nothing to hold on to.)"""
+    from calcimg.core.registration import Registration
+
+    same = Registration(np.eye(2, 3), 0.0, 1.0, (0.0, 0.0), "similarity", 1.0, 1.0, True)
+    pre, _ = _flat_film(150.0, seed=1)
+    post, disk = _flat_film(rise, seed=2)
+    on = compare_pair(pre, post, RULES_ONLY, transform=same)
+    off = compare_pair(pre, post, replace(RULES_ONLY, counterpart_min_area_mm2=0.0), transform=same)
+    assert on.summary["pre_count"] == off.summary["pre_count"] == 1
+    assert off.summary["post_count"] == 0 and off.summary["resolved"] == 1
+    if rise == 0:
+        assert on.summary["faint_counterparts"] == {"pre": 0, "post": 0} and on.summary["resolved"] == 1
+        return
+    assert on.summary["faint_counterparts"] == {"pre": 0, "post": 1}
+    assert on.summary["resolved"] == 0 and on.summary["post_count"] == 1
+    found = on.post.labels > 0
+    assert (found & disk).sum() >= 0.8 * disk.sum() and (found & ~disk).sum() <= 0.05 * disk.sum()
+
+
 def test_summary_counts_the_lesions_accepted_on_the_other_films_evidence():
     pair = make_pair(1, "hand", PhantomConfig(shape=(384, 384)))
     result = compare_pair(pair.pre.radiograph, pair.post.radiograph)

@@ -136,10 +136,11 @@ class Radiograph:
 
 
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
-PARAMS_SCHEMA_VERSION = 7  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
+PARAMS_SCHEMA_VERSION = 8  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
 # 4: cluster_distance_mm, grains of a cluster matched as one deposit; marker_core_mm and marker_zone_min_score;
 # 5: marker_flat_fraction, burned-in graphics rejected as markers; 6: outline_* (outlines completed against a plane
-# fitted around each lesion); 7: paired_piece_fraction (pieces of rejected candidates under the other film's lesions)
+# fitted around each lesion); 7: paired_piece_fraction (pieces of rejected candidates under the other film's lesions);
+# 8: counterpart_min_area_mm2 (faint counterparts of the other film's large lesions)
 
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
@@ -269,6 +270,11 @@ class Params:
         beside a lead letter), the part of that candidate within ``match_distance_mm`` of the lesion whose response
         reaches this share of the candidate's peak under the lesion is accepted as a lesion
         (:mod:`calcimg.core.paired`). 0 turns this off.
+    counterpart_min_area_mm2 : float
+        In a comparison, a lesion of at least this area on one film with no lesion within ``match_distance_mm`` on
+        the other is looked for there: what rises clearly above a plane fitted around it and lies mostly under it
+        is accepted as that film's lesion, measured on its own pixels (a large deposit too faint on one film for
+        its detection; :func:`calcimg.core.paired.faint_counterparts`). 0 turns this off.
     correct_magnification : bool
         Divide the follow-up's areas by the square of the registration's relative scale before comparing them, so
         that a change of magnification (patient-detector distance) is not counted as a change of the deposits.
@@ -319,6 +325,7 @@ class Params:
     response_pct: float = 20.0
     paired_support_min_score: float = 0.5
     paired_piece_fraction: float = 0.3
+    counterpart_min_area_mm2: float = 5.0
     correct_magnification: bool = True
     schema_version: int = PARAMS_SCHEMA_VERSION
 
@@ -353,6 +360,7 @@ class Params:
             "response_pct",
             "paired_support_min_score",
             "paired_piece_fraction",
+            "counterpart_min_area_mm2",
             "marker_min_area_mm2",
             "marker_core_mm",
             "marker_zone_min_score",

@@ -22,7 +22,8 @@ Steps of :func:`compare_pair`:
 2. register the follow-up to the baseline (:mod:`calcimg.core.registration`);
 3. paired support: a candidate rejected only for its score is accepted where the other visit accepted a lesion,
    and where such a lesion lies inside a candidate rejected as a whole (merged with a bone, in a marker's zone),
-   the piece of it under the lesion is accepted (:mod:`calcimg.core.paired`);
+   the piece of it under the lesion is accepted (:mod:`calcimg.core.paired`); a large lesion of one visit that
+   matches nothing on the other is looked for there (a faint counterpart);
 4. measure each visit's lesions on its own pixels (areas are never measured on resampled masks);
 5. carry the follow-up's label map into the baseline frame (nearest neighbour, for matching only) and match
    lesions by overlap and distance, one-to-many allowed (:mod:`calcimg.core.matching`);
@@ -314,7 +315,8 @@ def finish_segmentation(
         becomes "accepted" and ``support`` "other_visit").
     pieces : list of calcimg.core.paired.Piece, optional
         Parts of rejected candidates to accept as lesions, on the other visit's evidence (the candidates stay
-        rejected; their ``support`` becomes "other_visit_piece").
+        rejected; their ``support`` becomes "other_visit_piece"), and faint counterparts (``candidate_id`` 0),
+        which lie on no candidate. Their number is in ``summary["faint_counterparts"]``.
 
     Returns
     -------
@@ -329,7 +331,8 @@ def finish_segmentation(
     lesion_mask = keep[stage.candidates]
     for piece in pieces or ():
         lesion_mask[piece.window] |= piece.mask
-        table.loc[piece.candidate_id - 1, "support"] = "other_visit_piece"
+        if piece.candidate_id:
+            table.loc[piece.candidate_id - 1, "support"] = "other_visit_piece"
     if stage.params.fill_holes:
         lesion_mask = morphology.fill_holes(lesion_mask)
     labels, _ = measure.label_objects(lesion_mask)
@@ -342,6 +345,7 @@ def finish_segmentation(
         stage.line_px, stage.radius_px, stage.backend,
     )  # fmt: skip
     summary["outline_completion"] = {"lesions": int(np.count_nonzero(added)), "pixels_added": int(added.sum())}
+    summary["faint_counterparts"] = sum(1 for piece in pieces or () if not piece.candidate_id)
     return SegmentResult(stage.radiograph, labels, lesions, rejected, stage.candidates, table, stage.fov, summary)
 
 
@@ -931,7 +935,53 @@ def compare_pair(
         support = _paired_support(pre_stage, post_stage, transform, params)
     pre_result = finish_segmentation(pre_stage, *support["pre"])
     post_result = finish_segmentation(post_stage, *support["post"])
+    if transform.ok and params.counterpart_min_area_mm2 > 0:
+        found = _faint_counterparts(pre_stage, post_stage, pre_result, post_result, transform, params)
+        if found["pre"]:
+            pre_result = finish_segmentation(pre_stage, support["pre"][0], support["pre"][1] + found["pre"])
+        if found["post"]:
+            post_result = finish_segmentation(post_stage, support["post"][0], support["post"][1] + found["post"])
     return match_and_summarise(pre_result, post_result, transform, params)
+
+
+#: Width of the ring around a lesion of the other visit on which a faint counterpart's local background is fitted.
+_COUNTERPART_RING_MM = 2.0
+
+
+def _faint_counterparts(
+    pre_stage: CandidateStage,
+    post_stage: CandidateStage,
+    pre: SegmentResult,
+    post: SegmentResult,
+    transform: registration.Registration,
+    params: Params,
+) -> dict[str, list[paired.Piece]]:
+    """Faint counterparts on each visit of the other visit's large lesions that match nothing there
+    (:func:`calcimg.core.paired.faint_counterparts`: the detection's smoothing, a ring of
+    :data:`_COUNTERPART_RING_MM` beyond ``match_distance_mm``)."""
+    other = {
+        "pre": registration.warp_labels(post.labels, transform, pre.radiograph.shape),
+        "post": registration.warp_labels(pre.labels, transform, post.radiograph.shape, inverse=True),
+    }
+    found = {}
+    for name, stage, result in (("pre", pre_stage, pre), ("post", post_stage, post)):
+        px_per_mm = _pixels_per_mm(stage.radiograph)
+        surround_ok = np.greater_equal(stage.background, _air_level(stage.levels, stage.noise, params))
+        surround_ok &= stage.fov.mask
+        found[name] = paired.faint_counterparts(
+            stage.image,
+            other[name],
+            result.labels > 0,
+            stage.candidates,
+            surround_ok,
+            stage.bone,
+            reach_px=params.match_distance_mm * px_per_mm,
+            ring_px=_COUNTERPART_RING_MM * px_per_mm,
+            smoothing_px=params.smoothing_mm * px_per_mm,
+            min_lesion_px=int(np.ceil(params.counterpart_min_area_mm2 * px_per_mm**2)),
+            min_area_px=int(np.ceil(params.min_area_mm2 * px_per_mm**2)),
+        )
+    return found
 
 
 #: Rejection reasons a piece of a candidate may be accepted from on the other visit's evidence: not the field, the
@@ -1116,6 +1166,9 @@ def _pair_summary(
         "magnification_correction": area_scale,
         "supported_by_other_visit": _support_counts(pre, post, "other_visit"),
         "pieces_from_other_visit": _support_counts(pre, post, "other_visit_piece"),
+        "faint_counterparts": {
+            name: result.summary["faint_counterparts"] for name, result in (("pre", pre), ("post", post))
+        },
         "registration": transform.to_dict(),
         "needs_review": bool(reasons),
         "review_reasons": reasons,

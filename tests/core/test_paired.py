@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calcimg.core.paired import pieces_under_lesions
+from calcimg.core.paired import faint_counterparts, pieces_under_lesions
 
 
 def _stone_on_bone(shape=(60, 120)):
@@ -84,3 +84,50 @@ def test_no_piece_of_a_bone_where_nothing_rises_above_the_rest_of_it():
     taken = np.zeros(stone.shape, bool)
     taken[piece.window] = piece.mask
     assert (taken & stone).sum() == stone.sum() and (taken & ~stone).sum() < stone.sum()
+
+
+def _faint_disk_film(rise: float, seed: int = 0, centre=(50, 50), radius=15):
+    """A flat field with noise 4 and a disk rising ``rise`` above it."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:100, 0:100]
+    disk = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
+    return (1000 + rise * disk + rng.normal(0, 4, disk.shape)).astype(np.uint16), disk
+
+
+def _counterparts(image, other, own=None, bone=None, min_lesion_px=100):
+    nothing = np.zeros(image.shape, bool)
+    return faint_counterparts(
+        image,
+        other.astype(np.int32),
+        nothing if own is None else own,
+        nothing,
+        np.ones(image.shape, bool),
+        nothing if bone is None else bone,
+        reach_px=6,
+        ring_px=8,
+        smoothing_px=1.0,
+        min_lesion_px=min_lesion_px,
+    )
+
+
+def test_no_counterpart_where_the_deposit_resolved_or_this_film_has_a_lesion_or_the_lesion_is_small():
+    image, disk = _faint_disk_film(20.0)
+    flat, _ = _faint_disk_film(0.0)
+    assert _counterparts(flat, disk) == []  # nothing rises: resolved
+    assert len(_counterparts(image, disk)) == 1
+    own = np.zeros(disk.shape, bool)
+    own[50, 62] = True  # a lesion of this film within reach: matching decides, not looking
+    assert _counterparts(image, disk, own=own) == []
+    assert _counterparts(image, disk, min_lesion_px=int(disk.sum()) + 1) == []
+
+
+def test_no_counterpart_that_lies_mostly_beside_the_other_films_lesion_or_with_its_ring_on_bone():
+    image, disk = _faint_disk_film(20.0, radius=10)
+    # the other film's lesion covers only the disk's left edge: most of what rises lies beside it
+    cols = np.mgrid[0:100, 0:100][1]
+    edge = disk & (cols <= 43)
+    assert _counterparts(image, edge, min_lesion_px=10) == []
+    assert len(_counterparts(image, disk, min_lesion_px=10)) == 1
+    bone = np.zeros(disk.shape, bool)
+    bone[:, 60:] = True  # bone under a part of the ring: a plane does not model a bone's edge
+    assert _counterparts(image, disk, bone=bone, min_lesion_px=10) == []

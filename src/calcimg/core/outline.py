@@ -166,8 +166,8 @@ def _grown_pixels(
     ring &= ~occupied & surround_ok
     if int(ring.sum()) < _MIN_RING_PIXELS:
         return None
-    fine = _smoothed_window(image, window, blur_pad, settings.smoothing_px)
-    plane, spread = _ring_plane(fine, ring)
+    fine = smoothed_window(image, window, blur_pad, settings.smoothing_px)
+    plane, spread = ring_plane(fine, ring)
     excess = fine - plane
     peak = float(excess[lesion].max())
     if peak <= 0:
@@ -210,7 +210,7 @@ def _within(part: tuple[slice, slice], window: tuple[slice, slice]) -> tuple[sli
     )
 
 
-def _smoothed_window(image: np.ndarray, window: tuple[slice, slice], pad: int, sigma_px: float) -> np.ndarray:
+def smoothed_window(image: np.ndarray, window: tuple[slice, slice], pad: int, sigma_px: float) -> np.ndarray:
     """The window of the image smoothed with a Gaussian of ``sigma_px`` (float64), as smoothing the whole image
     would give it: the window is smoothed with ``pad`` more pixels on each side where the image has them."""
     rows, cols = window
@@ -224,7 +224,7 @@ def _smoothed_window(image: np.ndarray, window: tuple[slice, slice], pad: int, s
     return block[_within(window, padded)].astype(np.float64)
 
 
-def _ring_plane(values: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, float]:
+def ring_plane(values: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, float]:
     """A plane fitted by least squares to ``values`` on the ring, refitted without its outliers, over the window;
     and the robust spread (1.4826 x median absolute deviation) of the ring's residuals from it."""
     rows, cols = np.nonzero(ring)

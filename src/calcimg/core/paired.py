@@ -7,6 +7,12 @@ the two films looks at the same place on both and outlines the deposit there; :f
 the same: under each lesion of the other film it takes from the rejected candidate the part that rises to a
 share of the candidate's peak there, within a reach of the lesion. The candidate stays rejected; its piece is
 accepted as a lesion of its own film, measured on that film's own pixels.
+
+A large deposit can also be missed on one film altogether (no candidate covers it: a faint mass on an underexposed
+film) while the other film shows it. :func:`faint_counterparts` looks, where a large lesion of the other film
+matches nothing, for what rises above a plane fitted to the surround on this film, as the outline completion
+(:mod:`calcimg.core.outline`) does around a lesion, and takes it when it rises clearly and lies mostly under the
+other film's lesion.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from scipy import ndimage
 
 from calcimg.core.measure import ObjectPixels
 from calcimg.core.morphology import disk_kernel
+from calcimg.core.outline import ring_plane, smoothed_window
 
 #: The share of the other film's lesion that must lie inside one rejected candidate for a piece to be taken from it.
 MIN_SHARE_INSIDE = 0.5
@@ -26,6 +33,17 @@ MIN_SHARE_INSIDE = 0.5
 #: this percentile of the rest's. A deposit on a bone rises above nearly all of the bone; the densest part of a
 #: bone (under a deposit that is new on the other film) does not.
 REST_PERCENTILE = 90.0
+#: A faint counterpart must rise, in median over the other film's lesion, this many robust spreads of the ring's
+#: residuals above the ring's plane.
+COUNTERPART_MIN_RISE = 3.0
+#: Its pixels rise to this share of the 95th percentile of the rise under the other film's lesion (half maximum).
+COUNTERPART_FRACTION = 0.5
+#: At least this share of the counterpart lies under the other film's lesion (the deposit is where it was seen).
+COUNTERPART_MIN_SHARE_UNDER = 2.0 / 3.0
+#: Its ring (beyond the reach) must lie at least this much on free tissue of the field, and at most this much on
+#: bone (a plane does not model a bone's edge), as for the outline completion.
+COUNTERPART_MIN_RING_FREE = 0.7
+COUNTERPART_MAX_RING_BONE = 0.05
 
 
 class Piece(NamedTuple):
@@ -34,7 +52,8 @@ class Piece(NamedTuple):
     Attributes
     ----------
     candidate_id : int
-        The candidate it is taken from (its value in the candidate label map).
+        The candidate it is taken from (its value in the candidate label map); 0 for a faint counterpart, which
+        lies on no candidate.
     window : tuple of slice
         Where ``mask`` lies in the film.
     mask : numpy.ndarray
@@ -162,3 +181,112 @@ def _stands_out(
         return True
     flat = response.ravel()
     return float(flat[inside].mean()) >= float(np.percentile(flat[rest], REST_PERCENTILE))
+
+
+def faint_counterparts(
+    image: np.ndarray,
+    other_labels: np.ndarray,
+    own_lesions: np.ndarray,
+    occupied: np.ndarray,
+    surround_ok: np.ndarray,
+    bone: np.ndarray,
+    *,
+    reach_px: float,
+    ring_px: float,
+    smoothing_px: float,
+    min_lesion_px: int,
+    min_area_px: int = 1,
+) -> list[Piece]:
+    """Faint counterparts on this film of the other film's large lesions that match nothing here.
+
+    For each lesion of ``other_labels`` of at least ``min_lesion_px`` with no lesion of this film within
+    ``reach_px``, a plane is fitted to this film's smoothed image on a ring from ``reach_px`` to ``reach_px +
+    ring_px`` around it (the ring's free pixels; skipped where less than :data:`COUNTERPART_MIN_RING_FREE` of the
+    ring is free or more than :data:`COUNTERPART_MAX_RING_BONE` on bone). When the median rise over the lesion is at
+    least :data:`COUNTERPART_MIN_RISE` robust spreads of the ring's residuals, the counterpart is the connected part
+    within ``reach_px`` that rises to :data:`COUNTERPART_FRACTION` of the rise's 95th percentile under the lesion
+    and shares most pixels with it; it is kept when at least :data:`COUNTERPART_MIN_SHARE_UNDER` of it lies under
+    the lesion and it has ``min_area_px``.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        This film's working image (bright = dense).
+    other_labels : numpy.ndarray
+        int labels of the other film's lesions carried into this film's frame (0 background).
+    own_lesions : numpy.ndarray
+        bool, this film's lesions.
+    occupied : numpy.ndarray
+        Nonzero at this film's candidates (left out of the ring).
+    surround_ok : numpy.ndarray
+        bool, where a ring may lie (the field of view and the body).
+    bone : numpy.ndarray
+        bool bone mask of this film.
+    reach_px, ring_px : float
+        How far from the other film's lesion the counterpart may extend, and the ring's width beyond that.
+    smoothing_px : float
+        Gaussian sigma of the smoothing before the plane is fitted.
+    min_lesion_px : int
+        Smallest lesion of the other film looked for.
+    min_area_px : int
+        Smallest counterpart kept.
+
+    Returns
+    -------
+    list of Piece
+        With ``candidate_id`` 0.
+
+    Examples
+    --------
+    A faint disk (rise 20 over noise 4) that this film's detection missed, under the other film's lesion:
+
+    >>> rng = np.random.default_rng(0)
+    >>> rows, cols = np.mgrid[0:100, 0:100]
+    >>> disk = (rows - 50) ** 2 + (cols - 50) ** 2 <= 15**2
+    >>> image = (1000 + 20 * disk + rng.normal(0, 4, disk.shape)).astype(np.uint16)
+    >>> other = disk.astype(np.int32)
+    >>> nothing, free = np.zeros(disk.shape, bool), np.ones(disk.shape, bool)
+    >>> [found] = faint_counterparts(image, other, nothing, nothing, free, nothing, reach_px=6, ring_px=8,
+    ...                              smoothing_px=1.0, min_lesion_px=100)
+    >>> taken = np.zeros(disk.shape, bool); taken[found.window] = found.mask
+    >>> bool((taken & disk).sum() > 0.9 * disk.sum()), bool((taken & ~disk).sum() < 0.1 * disk.sum())
+    (True, True)
+    """
+    near_kernel = disk_kernel(reach_px)
+    outer_kernel = disk_kernel(reach_px + ring_px)
+    pad = int(np.ceil(reach_px + ring_px)) + 1
+    blur_pad = int(np.ceil(4 * smoothing_px)) + 1
+    found = []
+    for lesion_id, box in enumerate(ndimage.find_objects(other_labels), start=1):
+        if box is None:
+            continue
+        window = (
+            slice(max(0, box[0].start - pad), min(image.shape[0], box[0].stop + pad)),
+            slice(max(0, box[1].start - pad), min(image.shape[1], box[1].stop + pad)),
+        )
+        lesion = other_labels[window] == lesion_id
+        if int(lesion.sum()) < min_lesion_px:
+            continue
+        near = cv2.dilate(lesion.view(np.uint8), near_kernel) > 0
+        if own_lesions[window][near].any():
+            continue  # this film has a lesion there: matching, not looking, decides
+        ring = (cv2.dilate(lesion.view(np.uint8), outer_kernel) > 0) & ~near
+        free = ring & (occupied[window] == 0) & surround_ok[window]
+        if free.sum() < COUNTERPART_MIN_RING_FREE * ring.sum() or bone[window][ring].mean() > COUNTERPART_MAX_RING_BONE:
+            continue
+        fine = smoothed_window(image, window, blur_pad, smoothing_px)
+        plane, spread = ring_plane(fine, free)
+        rise = fine - plane
+        if not float(np.median(rise[lesion])) >= COUNTERPART_MIN_RISE * spread:
+            continue
+        rising = near & (rise >= COUNTERPART_FRACTION * float(np.percentile(rise[lesion], 95)))
+        _, parts = cv2.connectedComponents(rising.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        shared = np.bincount(parts[lesion & rising])
+        shared[0] = 0
+        if not shared.any():
+            continue
+        piece = parts == int(np.argmax(shared))
+        area = int(piece.sum())
+        if area >= max(min_area_px, 1) and (piece & lesion).sum() >= COUNTERPART_MIN_SHARE_UNDER * area:
+            found.append(Piece(0, window, piece))
+    return found
