@@ -1,4 +1,4 @@
-"""What one film's lesions say about the other film's rejected candidates, in a comparison of two films.
+"""What one film's lesions say about the other film, in a comparison of two films.
 
 A deposit that one film shows on its own can, on the other film, be part of a larger candidate that was rejected
 as a whole: a stone that grew onto a finger bone and merged with the bone's candidate, a deposit beside a lead
@@ -8,8 +8,8 @@ the same: under each lesion of the other film it takes from the rejected candida
 share of the candidate's peak there, within a reach of the lesion. The candidate stays rejected; its piece is
 accepted as a lesion of its own film, measured on that film's own pixels.
 
-A large deposit can also be missed on one film altogether (no candidate covers it: a faint mass on an underexposed
-film) while the other film shows it. :func:`faint_counterparts` looks, where a large lesion of the other film
+A large deposit can also be missed on one film altogether (no candidate covers it: a mass too faint on that film)
+while the other film shows it. :func:`faint_counterparts` looks, where a large lesion of the other film
 matches nothing, for what rises above a plane fitted to the surround on this film, as the outline completion
 (:mod:`calcimg.core.outline`) does around a lesion, and takes it when it rises clearly and lies mostly under the
 other film's lesion.
@@ -47,7 +47,8 @@ COUNTERPART_MAX_RING_BONE = 0.05
 
 
 class Piece(NamedTuple):
-    """A part of one rejected candidate, accepted on the other film's evidence.
+    """Pixels of one film accepted as a lesion on the other film's evidence: a part of a rejected candidate, or a
+    faint counterpart.
 
     Attributes
     ----------
