@@ -1167,7 +1167,7 @@ def _pair_summary(
         "supported_by_other_visit": _support_counts(pre, post, "other_visit"),
         "pieces_from_other_visit": _support_counts(pre, post, "other_visit_piece"),
         "faint_counterparts": {
-            name: result.summary["faint_counterparts"] for name, result in (("pre", pre), ("post", post))
+            name: int(result.summary.get("faint_counterparts", 0)) for name, result in (("pre", pre), ("post", post))
         },
         "registration": transform.to_dict(),
         "needs_review": bool(reasons),
