@@ -29,7 +29,8 @@ Each pair is also compared with :func:`calcimg.compare_pair` and scored against 
 - change calls: the lesions called new (resolved) pooled over the pairs, split into right, wrong on a deposit
   present on both films (missed or left unmatched on the other film) and wrong where there is no deposit.
 
-Prints markdown tables (overall, by site, by lesion size and kind, by confounder, pairs) and writes JSON.
+Prints markdown tables (overall, by site, by lesion size and kind, by confounder, pairs) and writes JSON, with
+every pair's own figures (``pair_rows``: true and measured % change, category, new and resolved calls, residual).
 """
 
 from __future__ import annotations
@@ -323,6 +324,7 @@ def main() -> None:
         "overrides": overrides,
         "backend": args.backend,
         "tables": {name: json.loads(t.reset_index().to_json(orient="records")) for name, t in tables.items()},
+        "pair_rows": json.loads(pairs.to_json(orient="records")),
     }
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nwrote {args.out}")
