@@ -9,7 +9,9 @@ For every truth lesion of every image (both visits of each pair, sites cycled) i
 
 - ``found``: accepted lesions cover at least 20% of it (the benchmark's definition);
 - ``no_candidate``: no candidate covers 20% of it: the detection (seed / hysteresis) never saw it;
-- ``rejected:<reason>``: candidates cover it but were rejected, with the reason of the largest one.
+- ``rejected:<reason>``: candidates cover it but were rejected, with the reason of the largest one;
+- ``partly_found``: candidates cover it and the largest was accepted, but accepted lesions cover less than 20% of
+  it (the rest lies in rejected candidates).
 
 For every accepted lesion that touches no truth lesion within 1 mm (a false positive) it records its measured
 features and score. Use a tuning cohort (the default seed 1000), never the benchmark's (50000): choices made here
@@ -62,7 +64,8 @@ def diagnose_image(
         elif counts.sum() < FOUND_FRACTION * area:
             fate = "no_candidate"
         else:
-            fate = "rejected:" + str(reasons[ids[np.argmax(counts)] - 1])
+            reason = str(reasons[ids[np.argmax(counts)] - 1])
+            fate = "partly_found" if reason == classify.ACCEPTED else "rejected:" + reason
         lesions.append(
             {
                 "image": image,
