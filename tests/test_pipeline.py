@@ -299,6 +299,9 @@ def test_params_round_trip_and_unknown_key():
         {"outline_ring_mm": [2.0, 1.0]},
         {"outline_ring_mm": [1.0]},
         {"outline_reach_mm": -1},
+        {"paired_piece_fraction": 1.5},
+        {"paired_piece_fraction": -0.1},
+        {"counterpart_min_area_mm2": -1},
         {"schema_version": 99},
     ],
 )
