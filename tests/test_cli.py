@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -95,3 +96,26 @@ def test_info_never_writes_identifiers_unless_asked(tmp_path):
 def test_missing_input_is_a_clear_error(tmp_path, capsys):
     assert main(["info", str(tmp_path / "nowhere")]) == 1
     assert "nowhere: no such file or folder" in capsys.readouterr().err
+
+
+def test_compare_writes_the_pair_and_says_what_each_film_took_on_the_others_evidence(tmp_path, capsys):
+    """`calcimg compare` on a bundled sample pair: the summary's keys, the printed line, and the count of lesions
+    each film took on the other's evidence, as summary.json records them."""
+    samples = Path(__file__).resolve().parents[1] / "sample_images"
+    out = tmp_path / "pair"
+    assert (
+        main(["compare", str(samples / "S03_knee_pre.tif"), str(samples / "S03_knee_post.tif"), "--out", str(out)]) == 0
+    )
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    for key in ("pre_count", "post_count", "area_change_pct", "category", "registration", "needs_review", "version"):
+        assert key in summary
+    printed = capsys.readouterr().out
+    assert f"baseline {summary['pre_count']} lesion(s)" in printed and f"results in {out}" in printed
+    taken = {
+        visit: sum(
+            summary[key][visit] for key in ("supported_by_other_visit", "pieces_from_other_visit", "faint_counterparts")
+        )
+        for visit in ("pre", "post")
+    }
+    assert any(taken.values())  # this pair takes some (a sample whose engine takes none tests nothing here)
+    assert f"taken on the other film's evidence: baseline {taken['pre']}, follow-up {taken['post']}" in printed

@@ -216,10 +216,26 @@ def _run_compare(args: argparse.Namespace) -> int:
             f"{'n/a' if pct is None else f'{pct:+.1f}%'} ({summary['category']}, "
             f"{summary['response'].replace('_', ' ')}); {matched}"
         )
+        evidence = _other_film_evidence(summary)
+        if evidence:
+            print(evidence)
         if summary["needs_review"]:
             print("needs review: " + "; ".join(summary["review_reasons"]))
         print(f"results in {args.out}")
     return 0
+
+
+def _other_film_evidence(summary: dict) -> str | None:
+    """A line saying how many lesions each film took on the other film's evidence (faint candidates, pieces of
+    rejected candidates, faint counterparts), or None when none did."""
+    keys = ("supported_by_other_visit", "pieces_from_other_visit", "faint_counterparts")
+    counts = {visit: sum(int(summary.get(key, {}).get(visit, 0)) for key in keys) for visit in ("pre", "post")}
+    if not any(counts.values()):
+        return None
+    return (
+        f"taken on the other film's evidence: baseline {counts['pre']}, follow-up {counts['post']} "
+        "(faint candidates, pieces of rejected candidates, faint counterparts; see summary.json)"
+    )
 
 
 def _add_batch(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
