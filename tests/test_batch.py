@@ -77,6 +77,12 @@ def test_local_run_isolates_failures(local_run):
     for row in cohort.itertuples():
         summary = json.loads((out / row.item / "summary.json").read_text())
         assert summary["area_change_pct"] == pytest.approx(row.area_change_pct, rel=1e-5)
+        taken = {
+            visit: sum(summary[key][visit] for key in ("supported_by_other_visit", "pieces_from_other_visit"))
+            + summary["faint_counterparts"][visit]
+            for visit in ("pre", "post")
+        }
+        assert (row.pre_from_other_film, row.post_from_other_film) == (taken["pre"], taken["post"])
         record = json.loads((out / row.item / ITEM_RECORD).read_text())
         assert record["calcimg_version"] == __version__ and record["params"] == summary["params"]
         assert [i["path"] for i in record["inputs"]] == [row.baseline_file, row.followup_file]
@@ -282,3 +288,15 @@ def test_workers_reuse_freed_large_arrays_instead_of_faulting_them_in_again():
     for extra in ({}, {"MALLOC_TRIM_THRESHOLD_": "65536"}):
         done, count = faults("tuned", extra)
         assert done == "True" and count < plain[1] / 8
+
+
+def test_lesions_from_the_other_film_are_summed_per_film_and_an_older_summary_has_none():
+    from calcimg.report.cohort import from_other_film
+
+    summary = {
+        "supported_by_other_visit": {"pre": 2, "post": 0},
+        "pieces_from_other_visit": {"pre": 1, "post": 3},
+        "faint_counterparts": {"pre": 0, "post": 1},
+    }
+    assert from_other_film(summary) == {"pre": 3, "post": 4}
+    assert from_other_film({"supported_by_other_visit": {"pre": 1, "post": 2}}) == {"pre": 1, "post": 2}

@@ -228,8 +228,9 @@ def _run_compare(args: argparse.Namespace) -> int:
 def _other_film_evidence(summary: dict) -> str | None:
     """A line saying how many lesions each film took on the other film's evidence (faint candidates, pieces of
     rejected candidates, faint counterparts), or None when none did."""
-    keys = ("supported_by_other_visit", "pieces_from_other_visit", "faint_counterparts")
-    counts = {visit: sum(int(summary.get(key, {}).get(visit, 0)) for key in keys) for visit in ("pre", "post")}
+    from calcimg.report.cohort import from_other_film
+
+    counts = from_other_film(summary)
     if not any(counts.values()):
         return None
     return (

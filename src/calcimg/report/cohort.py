@@ -43,6 +43,8 @@ COHORT_COLUMNS = (
     "response",
     "needs_review",
     "review_reasons",
+    "pre_from_other_film",
+    "post_from_other_film",
     "baseline_file",
     "baseline_hash",
     "baseline_spacing_mm",
@@ -52,6 +54,17 @@ COHORT_COLUMNS = (
     "followup_spacing_mm",
     "followup_spacing_source",
 )
+
+
+#: Keys of a pair summary counting, per film, the lesions taken on the other film's evidence.
+OTHER_FILM_KEYS = ("supported_by_other_visit", "pieces_from_other_visit", "faint_counterparts")
+
+
+def from_other_film(summary: dict[str, Any]) -> dict[str, int]:
+    """How many lesions each film (``pre``, ``post``) of a pair summary took on the other film's evidence: faint
+    candidates supported whole, pieces of rejected candidates and faint counterparts (0 for a summary without
+    them)."""
+    return {visit: sum(int(summary.get(key, {}).get(visit, 0)) for key in OTHER_FILM_KEYS) for visit in ("pre", "post")}
 
 
 def cohort_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +100,7 @@ def cohort_row(record: dict[str, Any]) -> dict[str, Any]:
         "post_area": summary.get(f"post_area_{units}2"),
         "area_change": summary.get(f"area_change_{units}2"),
         "review_reasons": "; ".join(summary.get("review_reasons", [])),
+        **{f"{visit}_from_other_film": count for visit, count in from_other_film(summary).items()},
     }
     for key in COHORT_COLUMNS:
         if key not in row and key in summary:
