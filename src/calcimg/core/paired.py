@@ -154,6 +154,8 @@ def pieces_under_lesions(
         for candidate_id in ids:
             candidate = candidates[window] == candidate_id
             peak = float(values[lesion & candidate].max())
+            if peak <= 0:
+                continue  # nothing rises under the lesion
             rising = near & candidate & (values >= fraction * peak)
             _, parts = cv2.connectedComponents(rising.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
             shared = np.bincount(parts[lesion & rising])
