@@ -365,12 +365,17 @@ def _complete_outlines(stage: CandidateStage, labels: np.ndarray) -> tuple[np.nd
         min_area_px=int(np.ceil(params.outline_min_area_mm2 * px_per_mm**2)),
         smoothing_px=params.extent_smoothing_mm * px_per_mm,
     )
-    # One full-size temporary (the surround), made in place; the labels are completed in place.
-    surround_ok = np.greater_equal(stage.background, _air_level(stage.levels, stage.noise, params))
-    surround_ok &= stage.fov.mask
+    # One full-size temporary (the surround); the labels are completed in place.
     return outline.grow_to_local_background(
-        labels, stage.image, stage.candidates, surround_ok, stage.bone, settings, out=labels
+        labels, stage.image, stage.candidates, _surround_ok(stage), stage.bone, settings, out=labels
     )
+
+
+def _surround_ok(stage: CandidateStage) -> np.ndarray:
+    """Where a lesion's surround may be read (the body, within the field of view), made as one mask in place."""
+    surround_ok = np.greater_equal(stage.background, _air_level(stage.levels, stage.noise, stage.params))
+    surround_ok &= stage.fov.mask
+    return surround_ok
 
 
 def _air_level(levels: dict[str, float], noise: threshold.NoiseModel, params: Params) -> float:
@@ -966,14 +971,12 @@ def _faint_counterparts(
     found = {}
     for name, stage, result in (("pre", pre_stage, pre), ("post", post_stage, post)):
         px_per_mm = _pixels_per_mm(stage.radiograph)
-        surround_ok = np.greater_equal(stage.background, _air_level(stage.levels, stage.noise, params))
-        surround_ok &= stage.fov.mask
         found[name] = paired.faint_counterparts(
             stage.image,
             other[name],
             result.labels > 0,
             stage.candidates,
-            surround_ok,
+            _surround_ok(stage),
             stage.bone,
             reach_px=params.match_distance_mm * px_per_mm,
             ring_px=_COUNTERPART_RING_MM * px_per_mm,

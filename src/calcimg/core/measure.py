@@ -8,6 +8,7 @@ number of objects. Lengths are in pixels here; :mod:`calcimg.pipeline` converts 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -35,6 +36,28 @@ def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """
     count, labels = cv2.connectedComponents(mask.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S)
     return labels, count - 1
+
+
+def object_windows(labels: np.ndarray, pad: int) -> Iterator[tuple[int, tuple[slice, slice]]]:
+    """Each object present in a label image, with its bounding box grown by ``pad`` pixels on every side and
+    clipped to the image, by increasing label.
+
+    Examples
+    --------
+    >>> labels = np.zeros((6, 6), np.int32); labels[1, 1] = 1; labels[4, 3:5] = 3
+    >>> [(label, (rows.start, rows.stop, cols.start, cols.stop)) for label, (rows, cols) in object_windows(labels, 1)]
+    [(1, (0, 3, 0, 3)), (3, (3, 6, 2, 6))]
+    """
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is not None:
+            rows, cols = box
+            yield (
+                label,
+                (
+                    slice(max(0, rows.start - pad), min(labels.shape[0], rows.stop + pad)),
+                    slice(max(0, cols.start - pad), min(labels.shape[1], cols.stop + pad)),
+                ),
+            )
 
 
 @dataclass(frozen=True)

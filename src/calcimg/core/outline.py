@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
+from calcimg.core.measure import object_windows
 from calcimg.core.morphology import disk_kernel
 
 #: Ring pixels further than this many robust deviations from the first plane are dropped before the second fit.
@@ -121,13 +121,7 @@ def grow_to_local_background(
     pad = int(np.ceil(settings.ring_outer_px + max(settings.reach_px, 0.0))) + 2
     blur_pad = int(np.ceil(4 * settings.smoothing_px)) + 1
     claims = []  # (lesion id, window, the pixels of no lesion it would take)
-    for lesion_id, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None:
-            continue
-        window = (
-            slice(max(0, box[0].start - pad), min(labels.shape[0], box[0].stop + pad)),
-            slice(max(0, box[1].start - pad), min(labels.shape[1], box[1].stop + pad)),
-        )
+    for lesion_id, window in object_windows(labels, pad):
         lesion = labels[window] == lesion_id
         if int(lesion.sum()) < settings.min_area_px:
             continue

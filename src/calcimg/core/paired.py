@@ -21,9 +21,8 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
-from calcimg.core.measure import ObjectPixels
+from calcimg.core.measure import ObjectPixels, object_windows
 from calcimg.core.morphology import disk_kernel
 from calcimg.core.outline import ring_plane, smoothed_window
 
@@ -135,13 +134,7 @@ def pieces_under_lesions(
     reach = disk_kernel(reach_px)
     pad = int(np.ceil(reach_px)) + 1
     pieces = []
-    for lesion_id, box in enumerate(ndimage.find_objects(lesion_labels), start=1):
-        if box is None:
-            continue
-        window = (
-            slice(max(0, box[0].start - pad), min(candidates.shape[0], box[0].stop + pad)),
-            slice(max(0, box[1].start - pad), min(candidates.shape[1], box[1].stop + pad)),
-        )
+    for lesion_id, window in object_windows(lesion_labels, pad):
         lesion = lesion_labels[window] == lesion_id
         under = candidates[window][lesion]
         ids, counts = np.unique(under[under > 0], return_counts=True)
@@ -260,13 +253,7 @@ def faint_counterparts(
     pad = int(np.ceil(reach_px + ring_px)) + 1
     blur_pad = int(np.ceil(4 * smoothing_px)) + 1
     found = []
-    for lesion_id, box in enumerate(ndimage.find_objects(other_labels), start=1):
-        if box is None:
-            continue
-        window = (
-            slice(max(0, box[0].start - pad), min(image.shape[0], box[0].stop + pad)),
-            slice(max(0, box[1].start - pad), min(image.shape[1], box[1].stop + pad)),
-        )
+    for lesion_id, window in object_windows(other_labels, pad):
         lesion = other_labels[window] == lesion_id
         if int(lesion.sum()) < min_lesion_px:
             continue
