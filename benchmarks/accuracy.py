@@ -19,7 +19,9 @@ inside their edge). Baselines on the same images:
 Each pair is also compared with :func:`calcimg.compare_pair` and scored against the pair's truth:
 
 - ``area_change_pct``: absolute error, in percentage points, of the % change of the total area (truth: the
-  change of the total anatomical area, detector area / magnification^2);
+  change of the total anatomical area, detector area / magnification^2); a pair whose truth has a % change but
+  whose comparison gives none (no lesion found on the baseline) counts as an infinite error, the worst of all
+  (``pct_undefined`` counts them), and a pair whose truth has none (no deposit at baseline) is left out;
 - ``category``: progression / stable / improvement equal to the truth's;
 - new and resolved lesions: a truth new (resolved) lesion is found when 20% of its pixels lie in lesions the
   comparison calls new (resolved); a lesion called new (resolved) is wrong when it touches no truth new
@@ -131,6 +133,37 @@ def change_calls(pairs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def pct_error(pct: float | None, true_pct: float | None) -> float:
+    """Absolute error of a pair's % change: NaN where the truth has none, infinite where only the comparison has
+    none (an answer withheld counts as the worst, never as a pair left out).
+
+    >>> pct_error(-40.0, -50.0), pct_error(None, -50.0), pct_error(12.0, None)
+    (10.0, inf, nan)
+    """
+    if true_pct is None or not np.isfinite(true_pct):
+        return np.nan
+    if pct is None or not np.isfinite(pct):
+        return np.inf
+    return abs(pct - true_pct)
+
+
+def error_quantile(errors: pd.Series, q: float) -> float:
+    """The ``q`` quantile of pair errors (linear interpolation, NaN left out), infinite where it falls on or
+    beside an infinite error (pandas would give NaN there).
+
+    >>> error_quantile(pd.Series([1.0, 2.0, 3.0, np.inf]), 0.5), error_quantile(pd.Series([1.0, 2.0, np.inf]), 0.9)
+    (2.5, inf)
+    """
+    values = np.sort(errors.dropna().to_numpy(float))
+    if values.size == 0:
+        return np.nan
+    position = q * (values.size - 1)
+    low, high = values[int(np.floor(position))], values[int(np.ceil(position))]
+    if np.isinf(high):
+        return np.inf
+    return float(low + (high - low) * (position - np.floor(position)))
+
+
 def score_pair(pair, result) -> dict:
     """Pair-level figures of one comparison against the pair's truth."""
     truth = pair.summary
@@ -155,7 +188,7 @@ def score_pair(pair, result) -> dict:
         "site": pair.site,
         "true_pct": true_pct,
         "pct": pct,
-        "pct_error": abs(pct - true_pct) if pct is not None and true_pct is not None else np.nan,
+        "pct_error": pct_error(pct, true_pct),
         "true_category": truth["category"],
         "category": summary["category"],
         "category_ok": summary["category"] == truth["category"],
@@ -182,8 +215,9 @@ def summarise_pairs(pairs: pd.DataFrame, by: str | None) -> pd.DataFrame:
         rows.append(
             {
                 (by or "pairs"): key,
-                "pct_err_median": group["pct_error"].median(),
-                "pct_err_p90": group["pct_error"].quantile(0.9),
+                "pct_err_median": error_quantile(group["pct_error"], 0.5),
+                "pct_err_p90": error_quantile(group["pct_error"], 0.9),
+                "pct_undefined": int(np.isinf(group["pct_error"]).sum()),
                 "category_agreement": group["category_ok"].mean(),
                 "new_f1": f1(group, "new"),
                 "resolved_f1": f1(group, "resolved"),

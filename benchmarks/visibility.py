@@ -1,10 +1,12 @@
-"""How far each over-bone deposit stands out of its bone's own texture, for a statistic told its shape and place.
+"""How far each deposit stands out of its surroundings' own texture, for a statistic told its shape and place.
 
 Usage::
 
-    python benchmarks/visibility.py [--cohort 1000:16 --cohort 8000:20] [--out benchmarks/results/visibility.json]
+    python benchmarks/visibility.py [--cohort 1000:16 --cohort 8000:20] [--select over-bone|small]
+                                    [--out benchmarks/results/visibility.json]
 
-For every truth deposit of at least 1 mm^2 over bone (both films of every pair of the cohorts, sites cycled) the
+For every truth deposit of the selection (both films of every pair of the cohorts, sites cycled; ``over-bone``, the
+default: at least 1 mm^2 and over bone; ``small``: under 1 mm^2, wherever it lies) the
 statistic is the mean of the film smoothed at 0.1 mm inside the deposit's outline minus the mean of a ring 1 to
 2 mm out. It is computed at the deposit and at up to 120 random places of the same shape within 10 mm that touch
 no deposit (at least 20, or the deposit is left out), and turned into a robust z-score (median and 1.4826 x MAD of
@@ -42,9 +44,17 @@ def inside_minus_ring(film: np.ndarray, inside: np.ndarray, ring: np.ndarray) ->
     return float(film[inside].mean() - film[ring].mean())
 
 
-def deposit_z_scores(task: tuple[int, int, str]) -> list[dict]:
-    """One row per over-bone deposit of at least 1 mm^2 of one pair: its z-score and whether calcimg found it."""
-    index, seed, site = task
+#: The deposits each ``--select`` looks at: (over bone, area in mm^2) -> whether it is one.
+SELECTIONS = {
+    "over-bone": lambda over_bone, area: over_bone and area >= MIN_AREA_MM2,
+    "small": lambda over_bone, area: area < MIN_AREA_MM2,
+}
+
+
+def deposit_z_scores(task: tuple[int, int, str, str]) -> list[dict]:
+    """One row per deposit of the selection on one pair: its z-score and whether calcimg found it."""
+    index, seed, site, selection = task
+    selected = SELECTIONS[selection]
     pair = make_pair(seed, site)
     over_bone = dict(zip(pair.lesions["lesion_id"], pair.lesions["over_bone"], strict=True))
     kinds = dict(zip(pair.lesions["lesion_id"], pair.lesions["kind"], strict=True))
@@ -63,7 +73,7 @@ def deposit_z_scores(task: tuple[int, int, str]) -> list[dict]:
         for lesion_id in np.unique(truth[truth > 0]):
             where = truth == lesion_id
             area = float(where.sum() * spacing**2)
-            if not over_bone[int(lesion_id)] or area < MIN_AREA_MM2:
+            if not selected(bool(over_bone[int(lesion_id)]), area):
                 continue
             rows_px, cols_px = np.nonzero(where)
             r0, c0 = max(rows_px.min() - pad, 0), max(cols_px.min() - pad, 0)
@@ -94,6 +104,7 @@ def deposit_z_scores(task: tuple[int, int, str]) -> list[dict]:
                     "pair": f"{index:03d}-{site}-{visit.name}",
                     "kind": kinds[int(lesion_id)],
                     "area_mm2": area,
+                    "over_bone": bool(over_bone[int(lesion_id)]),
                     "z": float((value - centre) / max(spread, 1e-9)),
                     "above_every_place": bool((places < value).all()),
                     "found": bool(found[where].mean() >= 0.2),
@@ -105,11 +116,14 @@ def deposit_z_scores(task: tuple[int, int, str]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cohort", action="append", help="SEED:PAIRS, a tuning cohort (default 1000:16 and 8000:20)")
+    parser.add_argument("--select", choices=sorted(SELECTIONS), default="over-bone", help="which deposits to look at")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "visibility.json")
     args = parser.parse_args()
     cohorts = [tuple(int(v) for v in c.split(":")) for c in (args.cohort or ["1000:16", "8000:20"])]
-    tasks = [(k, pair_seed(seed, k), SITES[k % len(SITES)]) for seed, pairs in cohorts for k in range(pairs)]
+    tasks = [
+        (k, pair_seed(seed, k), SITES[k % len(SITES)], args.select) for seed, pairs in cohorts for k in range(pairs)
+    ]
     with ProcessPoolExecutor(args.jobs) as pool:
         table = pd.DataFrame([row for rows in pool.map(deposit_z_scores, tasks) for row in rows])
     summary = {
@@ -123,10 +137,19 @@ def main() -> None:
         "found_of_z_at_least_3": int((table["found"] & (table["z"] >= 3)).sum()),
         "share_above_every_place": float(table["above_every_place"].mean()),
     }
-    print(f"cohorts {cohorts}: over-bone deposits of at least {MIN_AREA_MM2:g} mm^2\n")
+    what = {
+        "over-bone": f"over-bone deposits of at least {MIN_AREA_MM2:g} mm^2",
+        "small": f"deposits under {MIN_AREA_MM2:g} mm^2",
+    }
+    print(f"cohorts {cohorts}: {what[args.select]}\n")
     print(pd.Series(summary).to_string())
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"cohorts": cohorts, "summary": summary, "deposits": json.loads(table.to_json(orient="records"))}
+    record = {
+        "cohorts": cohorts,
+        "select": args.select,
+        "summary": summary,
+        "deposits": json.loads(table.to_json(orient="records")),
+    }
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nwrote {args.out}")
 

@@ -119,3 +119,6 @@ def test_compare_writes_the_pair_and_says_what_each_film_took_on_the_others_evid
     }
     assert any(taken.values())  # this pair takes some (a sample whose engine takes none tests nothing here)
     assert f"taken on the other film's evidence: baseline {taken['pre']}, follow-up {taken['post']}" in printed
+    unconfirmed = summary["unconfirmed"]
+    line = f"rejected): baseline {unconfirmed['pre']}, follow-up {unconfirmed['post']} candidate(s)"
+    assert (line in printed) == any(unconfirmed.values())

@@ -319,7 +319,7 @@ def test_params_of_schema_1_are_read_as_the_current_schema():
     values["schema_version"] = 1
     params = Params.from_dict(values)
     assert params.background_radius_mm == Params().background_radius_mm
-    assert params.schema_version == PARAMS_SCHEMA_VERSION == 8
+    assert params.schema_version == PARAMS_SCHEMA_VERSION == 9
 
 
 def test_read_params_round_trip_and_defaults(tmp_path):

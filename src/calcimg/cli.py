@@ -219,6 +219,12 @@ def _run_compare(args: argparse.Namespace) -> int:
         evidence = _other_film_evidence(summary)
         if evidence:
             print(evidence)
+        unconfirmed = summary.get("unconfirmed", {})
+        if any(unconfirmed.values()):
+            print(
+                f"unconfirmed by the other film (weak lesions that would be new or resolved, rejected): baseline "
+                f"{unconfirmed.get('pre', 0)}, follow-up {unconfirmed.get('post', 0)} candidate(s)"
+            )
         if summary["needs_review"]:
             print("needs review: " + "; ".join(summary["review_reasons"]))
         print(f"results in {args.out}")

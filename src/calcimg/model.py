@@ -136,11 +136,12 @@ class Radiograph:
 
 
 #: Version of the Params schema; bumped when a parameter's meaning changes, so stored results can be compared.
-PARAMS_SCHEMA_VERSION = 8  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
+PARAMS_SCHEMA_VERSION = 9  # 2: background_radius_mm, a disk opening beside the line openings; 3: mass channel;
 # 4: cluster_distance_mm, grains of a cluster matched as one deposit; marker_core_mm and marker_zone_min_score;
 # 5: marker_flat_fraction, burned-in graphics rejected as markers; 6: outline_* (outlines completed against a plane
 # fitted around each lesion); 7: paired_piece_fraction (pieces of rejected candidates under the other film's lesions);
-# 8: counterpart_min_area_mm2 (faint counterparts of the other film's large lesions)
+# 8: counterpart_min_area_mm2 (faint counterparts of the other film's large lesions); 9: unmatched_min_score (a
+# lesion that matches nothing on the other film needs a higher score)
 
 #: Transform models of the follow-up-to-baseline registration.
 REGISTRATION_MODELS = ("similarity", "affine")
@@ -275,6 +276,12 @@ class Params:
         the other is looked for there: what rises clearly above a plane fitted around it and lies mostly under it
         is accepted as that film's lesion, measured on its own pixels (a large deposit too faint on one film for
         its detection; :func:`calcimg.core.paired.faint_counterparts`). 0 turns this off.
+    unmatched_min_score : float
+        In a comparison, a lesion that matches nothing on the other film although that film sees its place (it
+        would be called new or resolved) stands only when the highest score of its candidates reaches this;
+        otherwise they are rejected as "unconfirmed". False detections rarely repeat at the same place on two
+        films, so a lesion seen on one film alone needs stronger evidence than one the other film confirms.
+        Lesions taken on the other film's evidence are left alone. At or below ``min_score`` this is off.
     correct_magnification : bool
         Divide the follow-up's areas by the square of the registration's relative scale before comparing them, so
         that a change of magnification (patient-detector distance) is not counted as a change of the deposits.
@@ -326,6 +333,7 @@ class Params:
     paired_support_min_score: float = 0.5
     paired_piece_fraction: float = 0.3
     counterpart_min_area_mm2: float = 5.0
+    unmatched_min_score: float = 0.99
     correct_magnification: bool = True
     schema_version: int = PARAMS_SCHEMA_VERSION
 
@@ -361,6 +369,7 @@ class Params:
             "paired_support_min_score",
             "paired_piece_fraction",
             "counterpart_min_area_mm2",
+            "unmatched_min_score",
             "marker_min_area_mm2",
             "marker_core_mm",
             "marker_zone_min_score",

@@ -302,7 +302,10 @@ def detect_candidates(
 
 
 def finish_segmentation(
-    stage: CandidateStage, supported: np.ndarray | None = None, pieces: list[paired.Piece] | None = None
+    stage: CandidateStage,
+    supported: np.ndarray | None = None,
+    pieces: list[paired.Piece] | None = None,
+    unconfirmed: np.ndarray | None = None,
 ) -> SegmentResult:
     """Step 6 of :func:`segment_image`: the accepted candidates become lesions, measured in mm and mm^2.
 
@@ -317,6 +320,10 @@ def finish_segmentation(
         Parts of rejected candidates to accept as lesions, on the other visit's evidence (the candidates stay
         rejected; their ``support`` becomes "other_visit_piece"), and faint counterparts (``candidate_id`` 0),
         which lie on no candidate. Their number is in ``summary["faint_counterparts"]``.
+    unconfirmed : numpy.ndarray, optional
+        bool per candidate: accepted candidates to reject as "unconfirmed" (a comparison's: their lesion matches
+        nothing on the other film and scores under ``unmatched_min_score``). Their number is in
+        ``summary["unconfirmed"]``.
 
     Returns
     -------
@@ -326,6 +333,9 @@ def finish_segmentation(
     if supported is not None and supported.any():
         table.loc[supported, "reason"] = classify.ACCEPTED
         table.loc[supported, "support"] = "other_visit"
+    if unconfirmed is not None and unconfirmed.any():
+        table.loc[unconfirmed, "reason"] = classify.UNCONFIRMED
+        table.loc[unconfirmed, "support"] = ""
     accepted = table["reason"].to_numpy() == classify.ACCEPTED
     keep = np.concatenate([[False], accepted])
     lesion_mask = keep[stage.candidates]
@@ -346,6 +356,7 @@ def finish_segmentation(
     )  # fmt: skip
     summary["outline_completion"] = {"lesions": int(np.count_nonzero(added)), "pixels_added": int(added.sum())}
     summary["faint_counterparts"] = sum(1 for piece in pieces or () if not piece.candidate_id)
+    summary["unconfirmed"] = 0 if unconfirmed is None else int(np.count_nonzero(unconfirmed))
     return SegmentResult(stage.radiograph, labels, lesions, rejected, stage.candidates, table, stage.fov, summary)
 
 
@@ -938,15 +949,42 @@ def compare_pair(
     support: dict[str, tuple[np.ndarray | None, list[paired.Piece]]] = {"pre": (None, []), "post": (None, [])}
     if transform.ok and (params.paired_support_min_score < params.min_score or params.paired_piece_fraction > 0):
         support = _paired_support(pre_stage, post_stage, transform, params)
-    pre_result = finish_segmentation(pre_stage, *support["pre"])
-    post_result = finish_segmentation(post_stage, *support["post"])
+    stages = {"pre": pre_stage, "post": post_stage}
+    supported = {name: support[name][0] for name in stages}
+    pieces = {name: list(support[name][1]) for name in stages}
+    results = {name: finish_segmentation(stage, supported[name], pieces[name]) for name, stage in stages.items()}
     if transform.ok and params.counterpart_min_area_mm2 > 0:
-        found = _faint_counterparts(pre_stage, post_stage, pre_result, post_result, transform, params)
-        if found["pre"]:
-            pre_result = finish_segmentation(pre_stage, support["pre"][0], support["pre"][1] + found["pre"])
-        if found["post"]:
-            post_result = finish_segmentation(post_stage, support["post"][0], support["post"][1] + found["post"])
-    return match_and_summarise(pre_result, post_result, transform, params)
+        found = _faint_counterparts(pre_stage, post_stage, results["pre"], results["post"], transform, params)
+        for name, counterparts in found.items():
+            if counterparts:
+                pieces[name] += counterparts
+                results[name] = finish_segmentation(stages[name], supported[name], pieces[name])
+    compared = match_and_summarise(results["pre"], results["post"], transform, params)
+    if transform.ok and params.unmatched_min_score > params.min_score:
+        unconfirmed = _unconfirmed(compared, params)
+        for name, rejected in unconfirmed.items():
+            if rejected.any():
+                results[name] = finish_segmentation(stages[name], supported[name], pieces[name], rejected)
+        if any(rejected.any() for rejected in unconfirmed.values()):
+            compared = match_and_summarise(results["pre"], results["post"], transform, params)
+    return compared
+
+
+def _unconfirmed(compared: PairResult, params: Params) -> dict[str, np.ndarray]:
+    """The candidates of each visit to reject as unconfirmed: those of its lesions called resolved (baseline) or
+    new (follow-up) whose best score is under ``unmatched_min_score``
+    (:func:`calcimg.core.paired.unconfirmed_candidates`)."""
+    matches = compared.matches
+    unconfirmed = {}
+    for name, result, change in (("pre", compared.pre, "resolved"), ("post", compared.post, "new")):
+        table = result.candidate_table
+        unmatched = matches.loc[(matches["visit"] == name) & (matches["change_class"] == change), "lesion_id"]
+        own = (table["reason"].to_numpy() == classify.ACCEPTED) & (table["support"].to_numpy() == "own")
+        unconfirmed[name] = paired.unconfirmed_candidates(
+            unmatched.to_numpy(), result.labels, result.candidates, table["score"].to_numpy(float), own,
+            params.unmatched_min_score,
+        )  # fmt: skip
+    return unconfirmed
 
 
 #: Width of the ring around a lesion of the other visit on which a faint counterpart's local background is fitted.
@@ -1171,6 +1209,9 @@ def _pair_summary(
         "pieces_from_other_visit": _support_counts(pre, post, "other_visit_piece"),
         "faint_counterparts": {
             name: int(result.summary.get("faint_counterparts", 0)) for name, result in (("pre", pre), ("post", post))
+        },
+        "unconfirmed": {
+            name: int(result.summary.get("unconfirmed", 0)) for name, result in (("pre", pre), ("post", post))
         },
         "registration": transform.to_dict(),
         "needs_review": bool(reasons),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calcimg.core.paired import faint_counterparts, pieces_under_lesions
+from calcimg.core.paired import faint_counterparts, pieces_under_lesions, unconfirmed_candidates
 
 
 def _stone_on_bone(shape=(60, 120)):
@@ -131,3 +131,52 @@ def test_no_counterpart_that_lies_mostly_beside_the_other_films_lesion_or_with_i
     bone = np.zeros(disk.shape, bool)
     bone[:, 60:] = True  # bone under a part of the ring: a plane does not model a bone's edge
     assert _counterparts(image, disk, bone=bone, min_lesion_px=10) == []
+
+
+def _two_lesions() -> tuple[np.ndarray, np.ndarray]:
+    """Lesion 1 made of candidates 1 and 2; lesion 2 of candidate 3 and a hole-filled pixel on no candidate."""
+    labels = np.array([[1, 1, 1, 0, 2, 2, 2]])
+    candidates = np.array([[1, 1, 2, 0, 3, 0, 3]])
+    return labels, candidates
+
+
+def test_an_unmatched_lesion_is_judged_by_its_best_candidate():
+    labels, candidates = _two_lesions()
+    own = np.ones(3, bool)
+    scores = np.array([0.95, 0.995, 0.96])
+    # Lesion 1 holds a candidate above the bar, so both of its candidates stand; lesion 2 does not.
+    assert unconfirmed_candidates(np.array([1, 2]), labels, candidates, scores, own, 0.99).tolist() == [
+        False,
+        False,
+        True,
+    ]
+    # Only the lesions named unmatched are judged.
+    assert not unconfirmed_candidates(np.array([1]), labels, candidates, scores, own, 0.99).any()
+    assert unconfirmed_candidates(np.array([1, 2]), labels, candidates, scores, own, 0.999).tolist() == [
+        True,
+        True,
+        True,
+    ]
+
+
+def test_lesions_on_the_other_films_evidence_or_without_a_score_are_left_alone():
+    labels, candidates = _two_lesions()
+    scores = np.array([0.95, 0.95, 0.95])
+    borrowed = np.array([True, False, True])  # candidate 2 was accepted on the other film's support
+    assert unconfirmed_candidates(np.array([1, 2]), labels, candidates, scores, borrowed, 0.99).tolist() == [
+        False,
+        False,
+        True,
+    ]
+    unscored = np.array([0.95, 0.95, np.nan])
+    assert unconfirmed_candidates(np.array([1, 2]), labels, candidates, unscored, np.ones(3, bool), 0.99).tolist() == [
+        True,
+        True,
+        False,
+    ]
+    # A piece or a faint counterpart (pixels on no accepted candidate of this film) keeps its lesion.
+    piece_labels = np.array([[1, 1, 0]])
+    piece_candidates = np.array([[0, 0, 0]])
+    assert not unconfirmed_candidates(
+        np.array([1]), piece_labels, piece_candidates, np.array([]), np.array([], bool), 0.99
+    ).any()

@@ -24,6 +24,11 @@ REJECTION_REASONS = (
 
 ACCEPTED = "accepted"
 
+#: The reason given in a comparison to the candidates of a lesion that matches nothing on the other film and scores
+#: under ``Params.unmatched_min_score`` (:func:`calcimg.core.paired.unconfirmed_candidates`); a single film's
+#: decision never gives it.
+UNCONFIRMED = "unconfirmed"
+
 
 def decide(
     *,

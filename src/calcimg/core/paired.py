@@ -13,6 +13,12 @@ while the other film shows it. :func:`faint_counterparts` looks, where a large l
 matches nothing, for what rises above a plane fitted to the surround on this film, as the outline completion
 (:mod:`calcimg.core.outline`) does around a lesion, and takes it when it rises clearly and lies mostly under the
 other film's lesion.
+
+The other film also weighs against a lesion. A lesion that matches nothing on the other film, whose place that
+film sees, is called new or resolved; a false detection on one film is called so too, since false detections
+rarely repeat at the same place. :func:`unconfirmed_candidates` names the candidates of such lesions whose
+learned score falls short of a stricter bar than a single film's: a change needs stronger evidence than a
+detection that the other film confirms.
 """
 
 from __future__ import annotations
@@ -280,3 +286,65 @@ def faint_counterparts(
         if area >= max(min_area_px, 1) and (piece & lesion).sum() >= COUNTERPART_MIN_SHARE_UNDER * area:
             found.append(Piece(0, window, piece))
     return found
+
+
+def unconfirmed_candidates(
+    unmatched: np.ndarray,
+    labels: np.ndarray,
+    candidates: np.ndarray,
+    scores: np.ndarray,
+    own: np.ndarray,
+    min_score: float,
+) -> np.ndarray:
+    """Candidates whose lesions match nothing on the other film and score under ``min_score``.
+
+    A lesion is judged by the highest score among the candidates it is made of; it is left alone when any of its
+    pixels came from the other film's evidence (a candidate accepted on that film's support, a piece, a faint
+    counterpart: they were taken because the other film shows a lesion there) or when none of its candidates
+    has a score.
+
+    Parameters
+    ----------
+    unmatched : numpy.ndarray
+        Lesion ids (values of ``labels``) that match nothing on the other film, whose place it sees.
+    labels : numpy.ndarray
+        int label map of the film's lesions.
+    candidates : numpy.ndarray
+        int label map of the film's candidates (``candidate_id``, 1..n).
+    scores : numpy.ndarray
+        Learned score of each candidate (index ``candidate_id - 1``); NaN where there is none.
+    own : numpy.ndarray
+        bool per candidate: accepted on this film's own evidence.
+    min_score : float
+        Score a lesion that matches nothing needs.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool per candidate (index ``candidate_id - 1``): the candidates to reject as unconfirmed.
+
+    Examples
+    --------
+    >>> labels = np.array([[1, 1, 0, 2, 2]]); candidates = np.array([[1, 1, 0, 2, 3]])
+    >>> unconfirmed_candidates(np.array([1, 2]), labels, candidates, np.array([0.95, 0.97, 0.999]),
+    ...                        np.array([True, True, True]), 0.99).tolist()
+    [True, False, False]
+    """
+    n = len(scores)
+    result = np.zeros(n, bool)
+    if len(unmatched) == 0 or n == 0:
+        return result
+    where = np.isin(labels, unmatched)
+    lesion_ids = labels[where]
+    candidate_ids = candidates[where]
+    top = int(lesion_ids.max()) + 1
+    # Per lesion: its best score, and whether any pixel lies off this film's own accepted candidates.
+    on_own = candidate_ids > 0
+    on_own[on_own] = own[candidate_ids[on_own] - 1]
+    borrowed = np.bincount(lesion_ids, weights=(candidate_ids > 0) & ~on_own, minlength=top) > 0
+    score = np.where(on_own, np.nan_to_num(scores[np.maximum(candidate_ids, 1) - 1], nan=-1.0), -1.0)
+    best = np.full(top, -1.0)
+    np.maximum.at(best, lesion_ids, score)
+    weak = (best >= 0) & (best < min_score) & ~borrowed
+    result[np.unique(candidate_ids[on_own & weak[lesion_ids]]) - 1] = True
+    return result

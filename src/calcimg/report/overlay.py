@@ -19,6 +19,7 @@ COLOURS_BGR: dict[str, tuple[int, int, int]] = {
     "low_contrast": (200, 120, 200),
     "faint": (140, 90, 140),
     "low_score": (180, 140, 100),
+    "unconfirmed": (60, 200, 200),  # olive: a comparison's, on a lesion the other film does not show
 }
 
 
