@@ -959,14 +959,19 @@ def compare_pair(
             if counterparts:
                 pieces[name] += counterparts
                 results[name] = finish_segmentation(stages[name], supported[name], pieces[name])
-    compared = match_and_summarise(results["pre"], results["post"], transform, params)
+    post_field_in_pre = registration.warp_labels(post_stage.fov.mask.view(np.uint8), transform, pre.shape) > 0
+    compared = match_and_summarise(results["pre"], results["post"], transform, params, None, post_field_in_pre)
     if transform.ok and params.unmatched_min_score > params.min_score:
         unconfirmed = _unconfirmed(compared, params)
         for name, rejected in unconfirmed.items():
             if rejected.any():
                 results[name] = finish_segmentation(stages[name], supported[name], pieces[name], rejected)
         if any(rejected.any() for rejected in unconfirmed.values()):
-            compared = match_and_summarise(results["pre"], results["post"], transform, params)
+            # The follow-up's carried labels are reused when only the baseline changed.
+            post_in_pre = None if unconfirmed["post"].any() else compared.post_labels_in_pre
+            compared = match_and_summarise(
+                results["pre"], results["post"], transform, params, post_in_pre, post_field_in_pre
+            )
     return compared
 
 
@@ -1091,22 +1096,45 @@ def _supported_candidates(stage: CandidateStage, other_lesions: np.ndarray, para
     if not eligible.any() or not other_lesions.any():
         return np.zeros(len(table), bool)
     radius = params.match_distance_mm * _pixels_per_mm(stage.radiograph)
-    # Distance to the other visit's lesions: one linear-time pass, whatever the radius.
-    outside = np.logical_not(other_lesions).view(np.uint8)
-    distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return eligible & (stage.pixels.means(distance <= radius) >= 0.5)
+    # Each eligible candidate is looked at in its bounding box padded beyond the radius, where every lesion pixel
+    # within the radius of it lies: the exact distances of a whole-film transform, at the cost of the windows.
+    pad = int(np.ceil(radius)) + 1
+    height, width = other_lesions.shape
+    supported = np.zeros(len(table), bool)
+    for index in np.flatnonzero(eligible):
+        row = table.iloc[index]
+        window = (
+            slice(max(int(row["bbox_row0"]) - pad, 0), min(int(row["bbox_row1"]) + pad, height)),
+            slice(max(int(row["bbox_col0"]) - pad, 0), min(int(row["bbox_col1"]) + pad, width)),
+        )
+        near = other_lesions[window]
+        if not near.any():
+            continue
+        distance = cv2.distanceTransform(np.logical_not(near).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        own = stage.candidates[window] == table["candidate_id"].iat[index]
+        supported[index] = np.mean(distance[own] <= radius) >= 0.5
+    return supported
 
 
 def match_and_summarise(
-    pre: SegmentResult, post: SegmentResult, transform: registration.Registration, params: Params
+    pre: SegmentResult,
+    post: SegmentResult,
+    transform: registration.Registration,
+    params: Params,
+    post_in_pre: np.ndarray | None = None,
+    post_field_in_pre: np.ndarray | None = None,
 ) -> PairResult:
     """Match the lesions of two segmented visits in the baseline frame and summarise the pair.
 
     The step of :func:`compare_pair` after registration; also used after a reader edited the label maps.
+    ``post_in_pre`` and ``post_field_in_pre`` are the follow-up's labels and field of view carried into the
+    baseline frame, when the caller has them already (a second matching of the same follow-up).
     """
     shape = pre.radiograph.shape
-    post_in_pre = registration.warp_labels(post.labels, transform, shape)
-    post_field_in_pre = registration.warp_labels(post.fov.mask.view(np.uint8), transform, shape) > 0
+    if post_in_pre is None:
+        post_in_pre = registration.warp_labels(post.labels, transform, shape)
+    if post_field_in_pre is None:
+        post_field_in_pre = registration.warp_labels(post.fov.mask.view(np.uint8), transform, shape) > 0
     area_scale = transform.scale**2 if params.correct_magnification and transform.ok else 1.0
     matches = matching.match_lesions(
         _with_areas(pre),

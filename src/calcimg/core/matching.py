@@ -14,6 +14,8 @@ Narvaez et al. (Autoimmun Rev 2019) for the radiologic response.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 import cv2
@@ -165,11 +167,13 @@ def _gap_links(
     ids: np.ndarray,
     limit_px: float,
     allowed: np.ndarray | None = None,
+    boxes: Callable[[], list] | None = None,
 ) -> dict[int, int]:
     """For each lesion ``ids[k]`` of ``from_labels``, the lesion of ``to_labels`` (same frame) whose nearest pixel
     lies closest to it, when within ``limit_px`` (pixel centre to pixel centre): ``{k: to_label}``. Lesions it
     shares pixels with are left out: their overlap was too small to link them. With ``allowed`` (bool per label
-    value of ``to_labels``), only the allowed lesions are looked at.
+    value of ``to_labels``), only the allowed lesions are looked at. ``boxes`` gives the bounding boxes of
+    ``from_labels`` (``scipy.ndimage.find_objects``), when the caller has them or will need them again.
 
     Each lesion is looked at in its bounding box padded by the limit, so the cost follows the lesions.
 
@@ -183,10 +187,10 @@ def _gap_links(
     links: dict[int, int] = {}
     if len(ids) == 0 or not to_labels.any():
         return links
-    boxes = ndimage.find_objects(from_labels)
+    found_boxes = boxes() if boxes is not None else ndimage.find_objects(from_labels)
     pad = int(np.ceil(limit_px)) + 1
     for k, lesion_id in enumerate(ids):
-        box = boxes[lesion_id - 1] if 0 < lesion_id <= len(boxes) else None
+        box = found_boxes[lesion_id - 1] if 0 < lesion_id <= len(found_boxes) else None
         if box is None:  # not in the label map (dropped by warping): the centroid rule decides
             continue
         window = tuple(slice(max(side.start - pad, 0), side.stop + pad) for side in box)
@@ -206,11 +210,17 @@ def _gap_links(
 
 
 def _cluster_joins(
-    labels: np.ndarray, ids: np.ndarray, lone: np.ndarray, limit_px: float, offset: int
+    labels: np.ndarray,
+    ids: np.ndarray,
+    lone: np.ndarray,
+    limit_px: float,
+    offset: int,
+    boxes: Callable[[], list] | None = None,
 ) -> list[tuple[int, int]]:
     """(lone node, node it joins) for the lone lesions of one visit that lie within ``limit_px`` of a lesion of the
     same visit that is linked or has joined, in rounds until none joins; nodes are indices into ``ids`` plus
-    ``offset``. A lesion absent from ``labels`` (dropped by warping) joins nothing."""
+    ``offset``. A lesion absent from ``labels`` (dropped by warping) joins nothing. ``boxes`` as for
+    :func:`_gap_links`."""
     joins: list[tuple[int, int]] = []
     if len(lone) == 0 or len(lone) == len(ids):
         return joins
@@ -219,7 +229,7 @@ def _cluster_joins(
     in_group[ids[np.setdiff1d(np.arange(len(ids)), lone)]] = True
     waiting = np.asarray(lone, dtype=np.int64)
     while len(waiting):
-        found = _gap_links(labels, labels, ids[waiting], limit_px, allowed=in_group)
+        found = _gap_links(labels, labels, ids[waiting], limit_px, allowed=in_group, boxes=boxes)
         if not found:
             break
         for k, other in found.items():
@@ -374,13 +384,16 @@ def match_lesions(
         if shared >= min_overlap_fraction * smaller:
             links[(i, j)] = "overlap"
     limit_px = float(distance_mm) / spacing
+    # Each label map's bounding boxes are found once, when first needed (a pass over the whole map).
+    pre_boxes = cache(partial(ndimage.find_objects, pre_labels))
+    post_boxes = cache(partial(ndimage.find_objects, post_labels_in_pre))
     lone_pre, lone_post = _unlinked(links, n_pre, n_post)
     # A lone lesion is linked to the lesion of the other visit nearest to its outline (a fragment of a deposit
     # that split, or a neighbour displaced by registration error), else to the nearest centroid.
-    for i, other in _gap_links(pre_labels, post_labels_in_pre, pre_ids[lone_pre], limit_px).items():
+    for i, other in _gap_links(pre_labels, post_labels_in_pre, pre_ids[lone_pre], limit_px, boxes=pre_boxes).items():
         if other in post_index:
             links.setdefault((lone_pre[i], post_index[other]), "distance")
-    for j, other in _gap_links(post_labels_in_pre, pre_labels, post_ids[lone_post], limit_px).items():
+    for j, other in _gap_links(post_labels_in_pre, pre_labels, post_ids[lone_post], limit_px, boxes=post_boxes).items():
         if other in pre_index:
             links.setdefault((pre_index[other], lone_post[j]), "distance")
     lone_pre, lone_post = _unlinked(links, n_pre, n_post)
@@ -395,8 +408,8 @@ def match_lesions(
     if cluster_distance_mm > 0:
         cluster_px = float(cluster_distance_mm) / spacing
         lone_pre, lone_post = _unlinked(links, n_pre, n_post)
-        joins += _cluster_joins(pre_labels, pre_ids, lone_pre, cluster_px, 0)
-        joins += _cluster_joins(post_labels_in_pre, post_ids, lone_post, cluster_px, n_pre)
+        joins += _cluster_joins(pre_labels, pre_ids, lone_pre, cluster_px, 0, pre_boxes)
+        joins += _cluster_joins(post_labels_in_pre, post_ids, lone_post, cluster_px, n_pre, post_boxes)
 
     # groups: connected components of the graph
     n = n_pre + n_post

@@ -334,7 +334,9 @@ def unconfirmed_candidates(
     result = np.zeros(n, bool)
     if len(unmatched) == 0 or n == 0:
         return result
-    where = np.isin(labels, unmatched)
+    judged = np.zeros(int(max(labels.max(initial=0), np.max(unmatched))) + 1, bool)
+    judged[unmatched] = True
+    where = judged[labels]
     lesion_ids = labels[where]
     candidate_ids = candidates[where]
     top = int(lesion_ids.max()) + 1
