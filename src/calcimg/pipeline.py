@@ -952,20 +952,19 @@ def compare_pair(
     stages = {"pre": pre_stage, "post": post_stage}
     supported = {name: support[name][0] for name in stages}
     pieces = {name: list(support[name][1]) for name in stages}
-    results = {name: finish_segmentation(stage, supported[name], pieces[name]) for name, stage in stages.items()}
+    results = _finish_films(stages, {name: (supported[name], pieces[name], None) for name in stages})
     if transform.ok and params.counterpart_min_area_mm2 > 0:
         found = _faint_counterparts(pre_stage, post_stage, results["pre"], results["post"], transform, params)
         for name, counterparts in found.items():
-            if counterparts:
-                pieces[name] += counterparts
-                results[name] = finish_segmentation(stages[name], supported[name], pieces[name])
+            pieces[name] += counterparts
+        again = {name: (supported[name], pieces[name], None) for name in stages if found[name]}
+        results.update(_finish_films(stages, again))
     post_field_in_pre = registration.warp_labels(post_stage.fov.mask.view(np.uint8), transform, pre.shape) > 0
     compared = match_and_summarise(results["pre"], results["post"], transform, params, None, post_field_in_pre)
     if transform.ok and params.unmatched_min_score > params.min_score:
         unconfirmed = _unconfirmed(compared, params)
-        for name, rejected in unconfirmed.items():
-            if rejected.any():
-                results[name] = finish_segmentation(stages[name], supported[name], pieces[name], rejected)
+        again = {name: (supported[name], pieces[name], rejected) for name, rejected in unconfirmed.items()}
+        results.update(_finish_films(stages, {name: args for name, args in again.items() if args[2].any()}))
         if any(rejected.any() for rejected in unconfirmed.values()):
             # The follow-up's carried labels are reused when only the baseline changed.
             post_in_pre = None if unconfirmed["post"].any() else compared.post_labels_in_pre
@@ -973,6 +972,20 @@ def compare_pair(
                 results["pre"], results["post"], transform, params, post_in_pre, post_field_in_pre
             )
     return compared
+
+
+def _finish_films(
+    stages: dict[str, CandidateStage],
+    todo: dict[str, tuple[np.ndarray | None, list[paired.Piece], np.ndarray | None]],
+) -> dict[str, SegmentResult]:
+    """:func:`finish_segmentation` of each film named in ``todo`` (its supported candidates, pieces and unconfirmed
+    candidates); two films on two threads when OpenCV may use several (as the detection in :func:`compare_pair`),
+    one after the other otherwise. The results do not depend on it."""
+    if len(todo) == 2 and cv2.getNumThreads() > 1:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            post_job = pool.submit(finish_segmentation, stages["post"], *todo["post"])
+            return {"pre": finish_segmentation(stages["pre"], *todo["pre"]), "post": post_job.result()}
+    return {name: finish_segmentation(stages[name], *args) for name, args in todo.items()}
 
 
 def _unconfirmed(compared: PairResult, params: Params) -> dict[str, np.ndarray]:
