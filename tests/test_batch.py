@@ -83,6 +83,8 @@ def test_local_run_isolates_failures(local_run):
             for visit in ("pre", "post")
         }
         assert (row.pre_from_other_film, row.post_from_other_film) == (taken["pre"], taken["post"])
+        unconfirmed = summary["unconfirmed"]
+        assert (row.pre_unconfirmed, row.post_unconfirmed) == (unconfirmed["pre"], unconfirmed["post"])
         record = json.loads((out / row.item / ITEM_RECORD).read_text())
         assert record["calcimg_version"] == __version__ and record["params"] == summary["params"]
         assert [i["path"] for i in record["inputs"]] == [row.baseline_file, row.followup_file]

@@ -45,6 +45,8 @@ COHORT_COLUMNS = (
     "review_reasons",
     "pre_from_other_film",
     "post_from_other_film",
+    "pre_unconfirmed",
+    "post_unconfirmed",
     "baseline_file",
     "baseline_hash",
     "baseline_spacing_mm",
@@ -101,6 +103,7 @@ def cohort_row(record: dict[str, Any]) -> dict[str, Any]:
         "area_change": summary.get(f"area_change_{units}2"),
         "review_reasons": "; ".join(summary.get("review_reasons", [])),
         **{f"{visit}_from_other_film": count for visit, count in from_other_film(summary).items()},
+        **{f"{visit}_unconfirmed": int(summary.get("unconfirmed", {}).get(visit, 0)) for visit in ("pre", "post")},
     }
     for key in COHORT_COLUMNS:
         if key not in row and key in summary:
