@@ -902,7 +902,10 @@ def compare_pair(
         Baseline and follow-up (files or Radiographs).
     params : Params, optional
         Defaults to ``Params()``; the comparison uses ``registration_model``, ``match_distance_mm``,
-        ``change_band``, ``progression_pct``, ``response_pct`` and ``correct_magnification``.
+        ``cluster_distance_mm``, ``change_band``, ``progression_pct``, ``response_pct``,
+        ``correct_magnification``, and to read each film with the other's lesions in view
+        ``paired_support_min_score``, ``paired_piece_fraction``, ``counterpart_min_area_mm2`` and
+        ``unmatched_min_score``.
     spacing : float or (float, float), optional
         Pixel spacing in mm overriding both files'.
     include, exclude : dict, optional
