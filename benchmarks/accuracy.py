@@ -23,6 +23,9 @@ Each pair is also compared with :func:`calcimg.compare_pair` and scored against 
   whose comparison gives none (no lesion found on the baseline) counts as an infinite error, the worst of all
   (``pct_undefined`` counts them), and a pair whose truth has none (no deposit at baseline) is left out;
 - ``category``: progression / stable / improvement equal to the truth's;
+- ``response``: complete resolution / response / no response equal to the truth's (a response needs a reduction
+  of at least 20 % and no new lesion, so a false new lesion denies it; "not_assessed", when the registration is
+  doubtful, counts as a disagreement);
 - new and resolved lesions: a truth new (resolved) lesion is found when 20% of its pixels lie in lesions the
   comparison calls new (resolved); a lesion called new (resolved) is wrong when it touches no truth new
   (resolved) lesion within 1 mm; F1 pooled over the pairs;
@@ -192,6 +195,9 @@ def score_pair(pair, result) -> dict:
         "true_category": truth["category"],
         "category": summary["category"],
         "category_ok": summary["category"] == truth["category"],
+        "true_response": truth["response"],
+        "response": summary["response"],
+        "response_ok": summary["response"] == truth["response"],
         "residual_mm": residual,
         "flagged": not result.transform.ok,
         "needs_review": summary["needs_review"],
@@ -219,6 +225,7 @@ def summarise_pairs(pairs: pd.DataFrame, by: str | None) -> pd.DataFrame:
                 "pct_err_p90": error_quantile(group["pct_error"], 0.9),
                 "pct_undefined": int(np.isinf(group["pct_error"]).sum()),
                 "category_agreement": group["category_ok"].mean(),
+                "response_agreement": group["response_ok"].mean(),
                 "new_f1": f1(group, "new"),
                 "resolved_f1": f1(group, "resolved"),
                 "residual_median_mm": group["residual_mm"].median(),
