@@ -322,6 +322,14 @@ def test_a_lesion_the_other_film_does_not_show_needs_a_higher_score():
         assert not (getattr(pair, visit).identity_labels[where] > 0).any()  # on no deposit
         # Every other lesion is the same.
         np.testing.assert_array_equal(getattr(on, visit).labels > 0, (before.labels > 0) & ~np.isin(before.labels, ids))
+    # The rule is the same both ways: with the films swapped, each film rejects the same candidates.
+    swapped = compare_pair(pair.post.radiograph, pair.pre.radiograph)
+
+    def rejected(result, visit):
+        table = getattr(result, visit).candidate_table
+        return set(table.loc[table["reason"] == "unconfirmed", "candidate_id"])
+
+    assert rejected(swapped, "pre") == rejected(on, "post") and rejected(swapped, "post") == rejected(on, "pre")
 
 
 def _flat_film(rise: float, seed: int) -> tuple[Radiograph, np.ndarray]:
