@@ -302,6 +302,8 @@ def test_params_round_trip_and_unknown_key():
         {"paired_piece_fraction": 1.5},
         {"paired_piece_fraction": -0.1},
         {"counterpart_min_area_mm2": -1},
+        {"unmatched_min_score": 1.5},
+        {"unmatched_min_score": -0.1},
         {"schema_version": 99},
     ],
 )

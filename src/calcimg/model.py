@@ -384,6 +384,9 @@ class Params:
                 raise ValueError(f"Params.{name} must be zero or positive, got {getattr(self, name)!r}")
         if self.paired_piece_fraction > 1:
             raise ValueError(f"Params.paired_piece_fraction must be at most 1, got {self.paired_piece_fraction!r}")
+        if self.unmatched_min_score > 1:
+            # A score never exceeds 1: every lesion that matches nothing would be rejected.
+            raise ValueError(f"Params.unmatched_min_score must be at most 1, got {self.unmatched_min_score!r}")
         if self.registration_model not in REGISTRATION_MODELS:
             raise ValueError(f"Params.registration_model must be one of {REGISTRATION_MODELS}")
         if self.grow_k > self.seed_k:
