@@ -284,6 +284,10 @@ def test_pieces_of_rejected_candidates_are_taken_under_the_other_films_lesions()
     off = compare_pair(pair.pre.radiograph, pair.post.radiograph, replace(Params(), paired_piece_fraction=0.0))
     pieces = on.post.candidate_table.query("support == 'other_visit_piece'")
     assert len(pieces) >= 1
+    # The lesion table says which lesions were taken as pieces; they hold no accepted candidate, so no score.
+    taken = on.post.lesions.query("support == 'other_visit_piece'")
+    assert len(taken) >= 1 and taken["score"].isna().all()
+    assert (on.post.lesions.query("support == 'own'")["score"] >= Params().min_score).all()
     assert on.summary["pieces_from_other_visit"] == {"pre": 0, "post": len(pieces)}
     assert pieces["reason"].isin(PIECE_REASONS).all()
     assert (off.post.candidate_table["support"] != "other_visit_piece").all()

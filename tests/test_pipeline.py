@@ -99,6 +99,13 @@ def test_phantom_lesion_table_matches_labels(phantom_result):
     row_mm, col_mm = radiograph.spacing_mm
     assert np.allclose(lesions["area_mm2"], lesions["area_px"] * row_mm * col_mm, rtol=1e-12)
     assert (lesions["size_class"].isin(["punctate", "small", "medium", "large", "mass"])).all()
+    # A single film accepts on its own evidence; each lesion's score is that of its best accepted candidate.
+    assert (lesions["support"] == "own").all()
+    table = result.candidate_table
+    for row in lesions.itertuples():
+        under = np.unique(result.candidates[result.labels == row.lesion_id])
+        best = table.loc[table["candidate_id"].isin(under) & (table["reason"] == "accepted"), "score"].max()
+        assert row.score == best >= Params().min_score
 
 
 def test_phantom_summary_is_complete_and_json_safe(phantom_result):

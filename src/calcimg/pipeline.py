@@ -349,6 +349,7 @@ def finish_segmentation(
     del lesion_mask
     labels, added = _complete_outlines(stage, labels)
     lesions = measure_lesions(stage, labels)
+    lesions["score"], lesions["support"] = lesion_evidence(stage, table, labels, lesions, pieces or [])
     rejected = table.loc[~accepted].reset_index(drop=True)
     summary = _summary(
         stage.radiograph, stage.params, lesions, rejected, stage.fov, stage.noise, stage.levels, stage.conversion,
@@ -358,6 +359,28 @@ def finish_segmentation(
     summary["faint_counterparts"] = sum(1 for piece in pieces or () if not piece.candidate_id)
     summary["unconfirmed"] = 0 if unconfirmed is None else int(np.count_nonzero(unconfirmed))
     return SegmentResult(stage.radiograph, labels, lesions, rejected, stage.candidates, table, stage.fov, summary)
+
+
+def lesion_evidence(
+    stage: CandidateStage, table: pd.DataFrame, labels: np.ndarray, lesions: pd.DataFrame, pieces: list[paired.Piece]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``score`` and ``support`` columns of a lesion table: each lesion's best accepted candidate's score and
+    support in ``table`` (:func:`calcimg.core.classify.lesion_evidence`); a lesion holding no accepted candidate but
+    one of ``pieces`` was taken on the other film's evidence: "other_visit_piece" or "faint_counterpart"."""
+    score, support = classify.lesion_evidence(
+        stage.pixels.values(labels),
+        stage.pixels.label,
+        table["reason"].to_numpy() == classify.ACCEPTED,
+        table["score"].to_numpy(float),
+        table["support"].to_numpy(object),
+        int(labels.max(initial=0)),
+    )
+    for piece in pieces:
+        for lesion_id in np.unique(labels[piece.window][piece.mask]):
+            if lesion_id and support[lesion_id - 1] == "":
+                support[lesion_id - 1] = "other_visit_piece" if piece.candidate_id else "faint_counterpart"
+    ids = lesions["lesion_id"].to_numpy() - 1
+    return score[ids], support[ids]
 
 
 def _complete_outlines(stage: CandidateStage, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

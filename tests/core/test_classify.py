@@ -142,3 +142,23 @@ def test_size_class_boundaries():
 def test_size_class_fewer_limits():
     """With two limits there are three classes: punctate, small, medium."""
     assert size_class(np.array([0.5, 2.0, 50.0]), (1.0, 3.0)).tolist() == ["punctate", "small", "medium"]
+
+
+def test_a_lesion_is_reported_with_its_best_accepted_candidate():
+    from calcimg.core.classify import lesion_evidence
+
+    # Lesion 1: candidates 1 (0.95, own) and 2 (0.99, other visit); lesion 2: candidate 3 (rejected) only;
+    # lesion 3: candidates 4 and 5 of equal score (the lower id wins); candidate 6 lies in no lesion.
+    lesion_of_pixel = np.array([1, 1, 1, 2, 3, 3, 0])
+    candidate_of_pixel = np.array([1, 2, 2, 3, 4, 5, 6])
+    accepted = np.array([True, True, False, True, True, True])
+    scores = np.array([0.95, 0.99, 0.5, 0.97, 0.97, 0.999])
+    support = np.array(["own", "other_visit", "", "own", "other_visit", "own"], dtype=object)
+    score, lesion_support = lesion_evidence(lesion_of_pixel, candidate_of_pixel, accepted, scores, support, 3)
+    assert score[0] == 0.99 and np.isnan(score[1]) and score[2] == 0.97
+    assert lesion_support.tolist() == ["other_visit", "", "own"]
+    # Without the model (no scores) the support is still given.
+    score, lesion_support = lesion_evidence(
+        lesion_of_pixel, candidate_of_pixel, accepted, np.full(6, np.nan), support, 3
+    )
+    assert np.isnan(score).all() and lesion_support.tolist() == ["own", "", "own"]

@@ -129,3 +129,59 @@ def size_class(diameter: np.ndarray, limits: tuple[float, ...]) -> np.ndarray:
     """
     names = np.array(["punctate", "small", "medium", "large", "mass"][: len(limits) + 1])
     return names[np.searchsorted(np.asarray(limits), diameter, side="right")]
+
+
+def lesion_evidence(
+    lesion_of_pixel: np.ndarray,
+    candidate_of_pixel: np.ndarray,
+    accepted: np.ndarray,
+    scores: np.ndarray,
+    support: np.ndarray,
+    n_lesions: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What each lesion was accepted on: the best learned score of the accepted candidates it is made of, and the
+    support of that candidate ("own", or "other_visit" in a comparison).
+
+    Parameters
+    ----------
+    lesion_of_pixel, candidate_of_pixel : numpy.ndarray
+        For each candidate pixel, the lesion it lies in (0: none) and its candidate id (1..n).
+    accepted : numpy.ndarray
+        bool per candidate (index ``candidate_id - 1``).
+    scores : numpy.ndarray
+        Learned score per candidate (NaN where there is none).
+    support : numpy.ndarray
+        ``support`` per candidate.
+    n_lesions : int
+        Number of lesions (ids 1..n_lesions).
+
+    Returns
+    -------
+    score : numpy.ndarray
+        float per lesion (index ``lesion_id - 1``): NaN where no accepted candidate with a score lies in it (a piece
+        or a faint counterpart, or a film decided without the model).
+    support : numpy.ndarray
+        object per lesion: the support of its best candidate, "" where it holds no accepted candidate.
+
+    Examples
+    --------
+    >>> score, support = lesion_evidence(np.array([1, 1, 2, 0]), np.array([1, 2, 3, 4]),
+    ...                                  np.array([True, True, False, True]), np.array([0.95, 0.99, 0.2, 0.97]),
+    ...                                  np.array(["own", "other_visit", "", "own"]), 2)
+    >>> score.tolist(), support.tolist()
+    ([0.99, nan], ['other_visit', ''])
+    """
+    use = (lesion_of_pixel > 0) & accepted[candidate_of_pixel - 1]
+    lesions, candidates = lesion_of_pixel[use], candidate_of_pixel[use]
+    candidate_score = np.nan_to_num(scores[candidates - 1], nan=-1.0)  # no score: below every score
+    best = np.full(n_lesions + 1, -np.inf)
+    np.maximum.at(best, lesions, candidate_score)
+    # The best candidate of each lesion (the lowest id among equal scores).
+    at_best = candidate_score == best[lesions]
+    which = np.full(n_lesions + 1, np.iinfo(np.int64).max)
+    np.minimum.at(which, lesions[at_best], candidates[at_best].astype(np.int64))
+    has = np.isfinite(best[1:])
+    score = np.where(has & (best[1:] >= 0), best[1:], np.nan)
+    lesion_support = np.full(n_lesions, "", dtype=object)
+    lesion_support[has] = support[which[1:][has] - 1]
+    return score, lesion_support

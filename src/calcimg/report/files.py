@@ -46,6 +46,8 @@ LESION_COLUMNS = (
     "burden",
     "bone_overlap",
     "size_class",
+    "score",
+    "support",
 )
 
 

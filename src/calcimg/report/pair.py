@@ -50,6 +50,8 @@ PAIR_LESION_COLUMNS = (
     "burden",
     "bone_overlap",
     "size_class",
+    "score",
+    "support",
 )
 
 
