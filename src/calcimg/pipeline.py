@@ -26,7 +26,9 @@ Steps of :func:`compare_pair`:
    matches nothing on the other is looked for there (a faint counterpart);
 4. measure each visit's lesions on its own pixels (areas are never measured on resampled masks);
 5. carry the follow-up's label map into the baseline frame (nearest neighbour, for matching only) and match
-   lesions by overlap and distance, one-to-many allowed (:mod:`calcimg.core.matching`);
+   lesions by overlap and distance, one-to-many allowed (:mod:`calcimg.core.matching`); a lesion that matches
+   nothing and scores under ``unmatched_min_score`` is rejected as unconfirmed, and its film measured and
+   matched again;
 6. total areas, counts and burden at both visits, their change, the category, the response and whether a reader
    must review the pair.
 """
@@ -988,12 +990,12 @@ def compare_pair(
     post_field_in_pre = registration.warp_labels(post_stage.fov.mask.view(np.uint8), transform, pre.shape) > 0
     compared = match_and_summarise(results["pre"], results["post"], transform, params, None, post_field_in_pre)
     if transform.ok and params.unmatched_min_score > params.min_score:
-        unconfirmed = _unconfirmed(compared, params)
-        again = {name: (supported[name], pieces[name], rejected) for name, rejected in unconfirmed.items()}
-        results.update(_finish_films(stages, {name: args for name, args in again.items() if args[2].any()}))
-        if any(rejected.any() for rejected in unconfirmed.values()):
+        unconfirmed = {name: rejected for name, rejected in _unconfirmed(compared, params).items() if rejected.any()}
+        if unconfirmed:
+            again = {name: (supported[name], pieces[name], rejected) for name, rejected in unconfirmed.items()}
+            results.update(_finish_films(stages, again))
             # The follow-up's carried labels are reused when only the baseline changed.
-            post_in_pre = None if unconfirmed["post"].any() else compared.post_labels_in_pre
+            post_in_pre = None if "post" in unconfirmed else compared.post_labels_in_pre
             compared = match_and_summarise(
                 results["pre"], results["post"], transform, params, post_in_pre, post_field_in_pre
             )
@@ -1138,14 +1140,11 @@ def _supported_candidates(stage: CandidateStage, other_lesions: np.ndarray, para
     # Each eligible candidate is looked at in its bounding box padded beyond the radius, where every lesion pixel
     # within the radius of it lies: the exact distances of a whole-film transform, at the cost of the windows.
     pad = int(np.ceil(radius)) + 1
-    height, width = other_lesions.shape
     supported = np.zeros(len(table), bool)
     for index in np.flatnonzero(eligible):
         row = table.iloc[index]
-        window = (
-            slice(max(int(row["bbox_row0"]) - pad, 0), min(int(row["bbox_row1"]) + pad, height)),
-            slice(max(int(row["bbox_col0"]) - pad, 0), min(int(row["bbox_col1"]) + pad, width)),
-        )
+        rows, cols = (int(row["bbox_row0"]), int(row["bbox_row1"])), (int(row["bbox_col0"]), int(row["bbox_col1"]))
+        window = measure.padded_window(rows, cols, pad, other_lesions.shape)
         near = other_lesions[window]
         if not near.any():
             continue
@@ -1216,6 +1215,11 @@ def _support_counts(pre: SegmentResult, post: SegmentResult, support: str) -> di
     }
 
 
+def _summary_counts(pre: SegmentResult, post: SegmentResult, key: str) -> dict[str, int]:
+    """Each visit's count ``key`` from its own summary (0 where it has none)."""
+    return {name: int(result.summary.get(key, 0)) for name, result in (("pre", pre), ("post", post))}
+
+
 def _pair_summary(
     pre: SegmentResult,
     post: SegmentResult,
@@ -1274,12 +1278,8 @@ def _pair_summary(
         "magnification_correction": area_scale,
         "supported_by_other_visit": _support_counts(pre, post, "other_visit"),
         "pieces_from_other_visit": _support_counts(pre, post, "other_visit_piece"),
-        "faint_counterparts": {
-            name: int(result.summary.get("faint_counterparts", 0)) for name, result in (("pre", pre), ("post", post))
-        },
-        "unconfirmed": {
-            name: int(result.summary.get("unconfirmed", 0)) for name, result in (("pre", pre), ("post", post))
-        },
+        "faint_counterparts": _summary_counts(pre, post, "faint_counterparts"),
+        "unconfirmed": _summary_counts(pre, post, "unconfirmed"),
         "registration": transform.to_dict(),
         "needs_review": bool(reasons),
         "review_reasons": reasons,

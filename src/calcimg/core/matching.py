@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 
+from calcimg.core.measure import padded_window
 from calcimg.model import NOMINAL_SPACING_MM
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ def _gap_links(
         box = found_boxes[lesion_id - 1] if 0 < lesion_id <= len(found_boxes) else None
         if box is None:  # not in the label map (dropped by warping): the centroid rule decides
             continue
-        window = tuple(slice(max(side.start - pad, 0), side.stop + pad) for side in box)
+        window = padded_window((box[0].start, box[0].stop), (box[1].start, box[1].stop), pad, from_labels.shape)
         other = to_labels[window]
         own = from_labels[window] == lesion_id
         # lesions it grazes were judged by their overlap (too small to link): not linked here either

@@ -38,9 +38,25 @@ def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, count - 1
 
 
+def padded_window(
+    rows: tuple[int, int], cols: tuple[int, int], pad: int, shape: tuple[int, ...]
+) -> tuple[slice, slice]:
+    """The box ``rows`` x ``cols`` (start, stop) grown by ``pad`` pixels on every side and clipped to ``shape``.
+
+    Examples
+    --------
+    >>> padded_window((1, 2), (4, 6), 2, (5, 7))
+    (slice(0, 4, None), slice(2, 7, None))
+    """
+    return (
+        slice(max(0, rows[0] - pad), min(shape[0], rows[1] + pad)),
+        slice(max(0, cols[0] - pad), min(shape[1], cols[1] + pad)),
+    )
+
+
 def object_windows(labels: np.ndarray, pad: int) -> Iterator[tuple[int, tuple[slice, slice]]]:
     """Each object present in a label image, with its bounding box grown by ``pad`` pixels on every side and
-    clipped to the image, by increasing label.
+    clipped to the image (:func:`padded_window`), by increasing label.
 
     Examples
     --------
@@ -51,13 +67,7 @@ def object_windows(labels: np.ndarray, pad: int) -> Iterator[tuple[int, tuple[sl
     for label, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is not None:
             rows, cols = box
-            yield (
-                label,
-                (
-                    slice(max(0, rows.start - pad), min(labels.shape[0], rows.stop + pad)),
-                    slice(max(0, cols.start - pad), min(labels.shape[1], cols.stop + pad)),
-                ),
-            )
+            yield label, padded_window((rows.start, rows.stop), (cols.start, cols.stop), pad, labels.shape)
 
 
 @dataclass(frozen=True)
