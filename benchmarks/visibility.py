@@ -2,14 +2,15 @@
 
 Usage::
 
-    python benchmarks/visibility.py [--cohort 1000:16 --cohort 8000:20] [--select over-bone|small]
+    python benchmarks/visibility.py [--cohort 1000:16 --cohort 8000:20] [--select over-bone|small|large]
                                     [--out benchmarks/results/visibility.json]
 
 For every truth deposit of the selection (both films of every pair of the cohorts, sites cycled; ``over-bone``, the
-default: at least 1 mm^2 and over bone; ``small``: under 1 mm^2, wherever it lies) the
+default: at least 1 mm^2 and over bone; ``small``: under 1 mm^2, wherever it lies; ``large``: at least 1 mm^2, wherever
+it lies) the
 statistic is the mean of the film smoothed at 0.1 mm inside the deposit's outline minus the mean of a ring 1 to
 2 mm out. It is computed at the deposit and at up to 120 random places of the same shape within 10 mm that touch
-no deposit (at least 20, or the deposit is left out), and turned into a robust z-score (median and 1.4826 x MAD of
+no deposit (at least 20, or the deposit is left out and counted in ``left_out``), and turned into a robust z-score (median and 1.4826 x MAD of
 the places). A deposit at z < 3 hardly stands out of the texture even for a detector that knows where and what
 it is; the script also says which deposits calcimg finds (accepted lesions cover 20 % of it). Use tuning cohorts,
 never the benchmark's (50000).
@@ -48,6 +49,7 @@ def inside_minus_ring(film: np.ndarray, inside: np.ndarray, ring: np.ndarray) ->
 SELECTIONS = {
     "over-bone": lambda over_bone, area: over_bone and area >= MIN_AREA_MM2,
     "small": lambda over_bone, area: area < MIN_AREA_MM2,
+    "large": lambda over_bone, area: area >= MIN_AREA_MM2,
 }
 
 
@@ -94,6 +96,7 @@ def deposit_z_scores(task: tuple[int, int, str, str]) -> list[dict]:
                 if len(places) == PLACES:
                     break
             if len(places) < MIN_PLACES:
+                rows.append({"pair": f"{index:03d}-{site}-{visit.name}", "kind": kinds[int(lesion_id)], "left_out": True})
                 continue
             places = np.asarray(places)
             centre = np.median(places)
@@ -108,6 +111,7 @@ def deposit_z_scores(task: tuple[int, int, str, str]) -> list[dict]:
                     "z": float((value - centre) / max(spread, 1e-9)),
                     "above_every_place": bool((places < value).all()),
                     "found": bool(found[where].mean() >= 0.2),
+                    "left_out": False,
                 }
             )
     return rows
@@ -126,6 +130,9 @@ def main() -> None:
     ]
     with ProcessPoolExecutor(args.jobs) as pool:
         table = pd.DataFrame([row for rows in pool.map(deposit_z_scores, tasks) for row in rows])
+    left_out = table[table["left_out"]]
+    table = table[~table["left_out"]].drop(columns="left_out")
+    table["found"] = table["found"].astype(bool)
     summary = {
         "deposits": len(table),
         "kinds": table["kind"].value_counts().to_dict(),
@@ -136,10 +143,13 @@ def main() -> None:
         "z_at_least_3": int((table["z"] >= 3).sum()),
         "found_of_z_at_least_3": int((table["found"] & (table["z"] >= 3)).sum()),
         "share_above_every_place": float(table["above_every_place"].mean()),
+        "left_out": len(left_out),
+        "left_out_kinds": left_out["kind"].value_counts().to_dict(),
     }
     what = {
         "over-bone": f"over-bone deposits of at least {MIN_AREA_MM2:g} mm^2",
         "small": f"deposits under {MIN_AREA_MM2:g} mm^2",
+        "large": f"deposits of at least {MIN_AREA_MM2:g} mm^2",
     }
     print(f"cohorts {cohorts}: {what[args.select]}\n")
     print(pd.Series(summary).to_string())
