@@ -40,6 +40,12 @@ from calcimg.pipeline import detect_candidates, finish_segmentation
 FOUND_FRACTION = 0.2
 
 
+def peak_snr(stage, where: np.ndarray) -> float:
+    """Highest response over its local noise scale among the pixels of ``where``."""
+    flat = np.flatnonzero(where)
+    return float((stage.response.ravel()[flat] / np.maximum(stage.noise_scale_at(flat), 1e-9)).max())
+
+
 def diagnose_image(
     visit, kinds: dict, over_bone: dict, site: str, image: str, params: Params
 ) -> tuple[list[dict], list[dict]]:
@@ -50,7 +56,6 @@ def diagnose_image(
     candidates = stage.candidates
     table = stage.table
     reasons = table["reason"].to_numpy()
-    responses = stage.response / np.maximum(stage.scale, 1e-9)
     lesions = []
     for lesion_id in np.unique(truth[truth > 0]):
         where = truth == lesion_id
@@ -73,7 +78,7 @@ def diagnose_image(
                 "kind": kinds[int(lesion_id)],
                 "over_bone": bool(over_bone[int(lesion_id)]),
                 "area_mm2": area * visit.spacing_mm**2,
-                "peak_snr": float(responses[where].max()),
+                "peak_snr": peak_snr(stage, where),
                 "candidate_cover": float(counts.sum() / area),
                 "fate": fate,
             }

@@ -6,14 +6,13 @@ Usage::
                                     [--out benchmarks/results/visibility.json]
 
 For every truth deposit of the selection (both films of every pair of the cohorts, sites cycled; ``over-bone``, the
-default: at least 1 mm^2 and over bone; ``small``: under 1 mm^2, wherever it lies; ``large``: at least 1 mm^2, wherever
-it lies) the
-statistic is the mean of the film smoothed at 0.1 mm inside the deposit's outline minus the mean of a ring 1 to
-2 mm out. It is computed at the deposit and at up to 120 random places of the same shape within 10 mm that touch
-no deposit (at least 20, or the deposit is left out and counted in ``left_out``), and turned into a robust z-score (median and 1.4826 x MAD of
-the places). A deposit at z < 3 hardly stands out of the texture even for a detector that knows where and what
-it is; the script also says which deposits calcimg finds (accepted lesions cover 20 % of it). Use tuning cohorts,
-never the benchmark's (50000).
+default: at least 1 mm^2 and over bone; ``small``: under 1 mm^2, wherever it lies; ``large``: at least 1 mm^2,
+wherever it lies) the statistic is the mean of the film smoothed at 0.1 mm inside the deposit's outline minus the
+mean of a ring 1 to 2 mm out. It is computed at the deposit and at up to 120 random places of the same shape within
+10 mm that touch no deposit (at least 20, or the deposit is left out and counted in ``left_out``), and turned into
+a robust z-score (median and 1.4826 x MAD of the places). A deposit at z < 3 hardly stands out of the texture even
+for a detector that knows where and what it is; the script also says which deposits calcimg finds (accepted
+lesions cover 20 % of it). Use tuning cohorts, never the benchmark's (50000).
 """
 
 from __future__ import annotations
@@ -96,7 +95,8 @@ def deposit_z_scores(task: tuple[int, int, str, str]) -> list[dict]:
                 if len(places) == PLACES:
                     break
             if len(places) < MIN_PLACES:
-                rows.append({"pair": f"{index:03d}-{site}-{visit.name}", "kind": kinds[int(lesion_id)], "left_out": True})
+                name = f"{index:03d}-{site}-{visit.name}"
+                rows.append({"pair": name, "kind": kinds[int(lesion_id)], "left_out": True})
                 continue
             places = np.asarray(places)
             centre = np.median(places)

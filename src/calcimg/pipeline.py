@@ -191,7 +191,6 @@ class CandidateStage:
     image: np.ndarray
     response: np.ndarray
     background: np.ndarray
-    scale: np.ndarray
     bone: np.ndarray
     levels: dict[str, float]
     candidates: np.ndarray
@@ -203,6 +202,13 @@ class CandidateStage:
     radius_px: float
     pixels: measure.ObjectPixels
     backend: str = "cpu"
+
+    def noise_scale_at(self, flat: np.ndarray) -> np.ndarray:
+        """The local noise scale of the response at the raveled positions ``flat`` (float32): the scale the
+        candidates were measured against, computed again where it is asked for
+        (:func:`calcimg.core.threshold.local_noise_scale_at`) rather than kept for the whole film."""
+        window_px = _noise_window_px(self.params, _pixels_per_mm(self.radiograph))
+        return threshold.local_noise_scale_at(self.response, self.background, self.noise, window_px, flat)
 
 
 def segment_image(
@@ -259,33 +265,38 @@ def detect_candidates(
     radius_px = params.background_radius_mm * px_per_mm
     background, response, noise, scale, candidates_mask = _candidate_maps(image, fov.mask, params, px_per_mm, ops)
 
-    bone = anatomy.bone_mask(background, fov.mask, px_per_mm)
-    bone_edge = _edge_zone(bone, params.ridge_max_width_mm * px_per_mm)
-
+    # Each full-size map is dropped once its per-candidate figure is taken, so that few are held at once.
     candidates, n = measure.label_objects(candidates_mask)
     pixels = measure.ObjectPixels.of(candidates, n)
-    table = _measure_candidates(image, response, background, scale, candidates, pixels)
-    table["bone_overlap"] = pixels.means(bone)
-    table["bone_edge_fraction"] = pixels.means(bone_edge)
-    levels = _tissue_levels(background, fov.mask)
-    levels["saturation"] = _saturation_level(image)
-    marker_cores, markers = _marker_zones(image, levels, noise, params, px_per_mm)
-    table["marker_fraction"] = pixels.means(markers)
-    table["marker_core_fraction"] = pixels.means(marker_cores)
-    table["flat_fraction"] = measure.flat_fractions(pixels, image)
-    table["level_noise_scale"] = noise.scale_at(table["background_level"].to_numpy())
-    table["neighbour_fraction"] = measure.neighbour_fraction(
+    table = _measure_candidates(image, response, background, pixels.means(scale), candidates, pixels)
+    del scale  # lesions measured later compute theirs again (CandidateStage.noise_scale_at)
+    neighbour_fraction = measure.neighbour_fraction(
         candidates_mask,
         table[["centroid_row", "centroid_col"]].to_numpy(),
         table["area_px"].to_numpy(),
         params.neighbour_window_mm * px_per_mm,
     )
+    del candidates_mask
+    bone = anatomy.bone_mask(background, fov.mask, px_per_mm)
+    levels = _tissue_levels(background, fov.mask)
+    levels["saturation"] = _saturation_level(image)
     # Long thin ridges also run along the skin and the field's edges (processing halos): outlines of both.
     # The body is what is denser than air by a share of the tissue range; on a film without tissue contrast, all.
     air_level = _air_level(levels, noise, params)
-    body = background >= air_level
     outline_px = params.ridge_max_width_mm * px_per_mm
-    table["outline_fraction"] = pixels.means(bone_edge | _edge_zone(body & fov.mask, outline_px))
+    bone_edge = _edge_zone(bone, outline_px)
+    table["bone_overlap"] = pixels.means(bone)
+    table["bone_edge_fraction"] = pixels.means(bone_edge)
+    outline_fraction = pixels.means(bone_edge | _edge_zone((background >= air_level) & fov.mask, outline_px))
+    del bone_edge
+    marker_cores, markers = _marker_zones(image, levels, noise, params, px_per_mm)
+    table["marker_fraction"] = pixels.means(markers)
+    table["marker_core_fraction"] = pixels.means(marker_cores)
+    del marker_cores, markers
+    table["flat_fraction"] = measure.flat_fractions(pixels, image)
+    table["level_noise_scale"] = noise.scale_at(table["background_level"].to_numpy())
+    table["neighbour_fraction"] = neighbour_fraction
+    table["outline_fraction"] = outline_fraction
     margin_fov = _shrink(fov.mask, params.fov_margin_mm * px_per_mm)
     table["score"] = (
         candidate_model.candidate_scores(candidate_model.candidate_features(table, px_per_mm, levels))
@@ -298,7 +309,7 @@ def detect_candidates(
     )  # fmt: skip
     table["support"] = np.where(table["reason"].to_numpy() == classify.ACCEPTED, "own", "")
     return CandidateStage(
-        radiograph, params, image, response, background, scale, bone, levels, candidates, table, fov, noise,
+        radiograph, params, image, response, background, bone, levels, candidates, table, fov, noise,
         conversion, line_px, radius_px, pixels, ops.name,
     )  # fmt: skip
 
@@ -443,7 +454,8 @@ def measure_lesions(stage: CandidateStage, labels: np.ndarray) -> pd.DataFrame:
     labels = np.asarray(labels, dtype=np.int32)
     n = int(labels.max(initial=0))
     pixels = measure.ObjectPixels.of(labels, n)
-    table = _measure_candidates(stage.image, stage.response, stage.background, stage.scale, labels, pixels)
+    noise_scale = pixels.means_of(stage.noise_scale_at(pixels.flat))
+    table = _measure_candidates(stage.image, stage.response, stage.background, noise_scale, labels, pixels)
     table["bone_overlap"] = pixels.means(stage.bone)
     table = _finish_lesion_table(table, labels, n, stage.params, stage.levels, stage.radiograph)
     return table.loc[table["area_px"] > 0].reset_index(drop=True)
@@ -474,7 +486,7 @@ def _candidate_maps(
         ``(background, response, noise, scale, candidates_mask)``, all on the host.
     """
     smooth_px = params.smoothing_mm * px_per_mm
-    window_px = max(3, int(round(params.noise_window_mm * px_per_mm)))
+    window_px = _noise_window_px(params, px_per_mm)
     bin_px = int(params.noise_bin_min_area_mm2 * px_per_mm**2)
     image_d = ops.to_device(image)
     fov_d = ops.to_device(fov_mask)
@@ -502,10 +514,8 @@ def _candidate_maps(
     raw_response_d = ops.subtract(fine_d, background_d)
     del fine_d, image_d
     raw_noise = _noise_model(ops.to_host(raw_response_d), background, fov_mask, params, bin_px)
-    raw_scale_d = ops.local_noise_scale(raw_response_d, ops.clip(raw_noise, background_d), window_px)
+    extent_d = ops.exceeds_local_scale(raw_response_d, background_d, raw_noise, window_px, params.grow_k, fov_d)
     del background_d
-    extent_d = ops.above(raw_response_d, raw_scale_d, params.grow_k, fov_d, consume=True)
-    del raw_scale_d
     seeds_d = ops.above(response_d, scale_d, params.seed_k, fov_d, consume=False)
     del response_d, fov_d
     kept_d = ops.hysteresis(extent_d, seeds_d)
@@ -516,6 +526,11 @@ def _candidate_maps(
         # The film's background finds a deposit wider than its line only at the rim; the mass channel finds it whole.
         candidates_mask |= grid.grow_mask(masses, image.shape) & fov_mask
     return background, response, noise, ops.to_host(scale_d), candidates_mask
+
+
+def _noise_window_px(params: Params, px_per_mm: float) -> int:
+    """Side of the local noise scale's window in pixels (``noise_window_mm``, at least 3)."""
+    return max(3, int(round(params.noise_window_mm * px_per_mm)))
 
 
 def _noise_model(
@@ -682,10 +697,12 @@ def _measure_candidates(
     image: np.ndarray,
     response: np.ndarray,
     background: np.ndarray,
-    scale: np.ndarray,
+    noise_scale: np.ndarray,
     labels: np.ndarray,
     pixels: measure.ObjectPixels,
 ) -> pd.DataFrame:
+    """Measurements of objects 1..n of ``labels`` (``pixels``): shape, intensity, excess over the background and
+    contrast over ``noise_scale``, each object's mean local noise scale."""
     n = pixels.n
     moments = measure.object_moments(labels, n, pixels)
     table = pd.DataFrame(moments)
@@ -695,7 +712,7 @@ def _measure_candidates(
     table["max_intensity"] = pixels.maxima(image)
     table["mean_excess"] = pixels.means(response)
     table["background_level"] = pixels.means(background)
-    table["noise_scale"] = pixels.means(scale)
+    table["noise_scale"] = noise_scale
     table["contrast_k"] = table["mean_excess"] / np.maximum(table["noise_scale"], 1e-6)
     table["max_excess"] = pixels.maxima(response)
     # Mean excess of each candidate's rim (its pixels next to the outside): deposits are brightest inside,

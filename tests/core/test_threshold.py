@@ -10,7 +10,11 @@ from calcimg.core.threshold import (
     NoiseModel,
     clip_image,
     estimate_noise,
+    exceeds_local_scale,
     local_noise_scale,
+    local_noise_scale_at,
+    local_noise_scale_rows,
+    strip_rows,
     threshold_image,
 )
 
@@ -246,3 +250,47 @@ def test_local_noise_scale_is_the_definition_computed_plainly():
         expected = np.maximum(np.sqrt(expected), np.float32(1.0))
         assert np.array_equal(local_noise_scale(response, clip, window), expected)
         assert not some.all()  # the clip branch was exercised
+
+
+def _textured_film(seed: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, NoiseModel]:
+    """A response with texture and bright blobs over a two-level background, and a noise model of it."""
+    rng = np.random.default_rng(seed)
+    background = np.where(np.arange(shape[1]) < shape[1] // 2, 300, 2000).astype(np.uint16)[None, :].repeat(shape[0], 0)
+    response = _half_normal(rng, np.where(background > 1000, 25.0, 6.0), shape)
+    for _ in range(12):
+        row, col = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        response[max(row - 3, 0) : row + 3, max(col - 3, 0) : col + 3] += 400
+    return response, background, estimate_noise(response, background, np.ones(shape, bool), n_bins=2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_strips_of_rows_give_exactly_the_whole_films_scale(seed):
+    """Every strip of rows, at the edges and inside, thin or thick, equals those rows of the whole film's scale (the
+    strips of detection and the lesions' scale rely on it: a threshold at a pixel must not flip)."""
+    response, background, model = _textured_film(seed, (97, 83))
+    rng = np.random.default_rng(seed)
+    for window in (3, 10, 31, 120):
+        whole = local_noise_scale(response, clip_image(model, background), window)
+        for _ in range(40):
+            start = int(rng.integers(0, 97))
+            rows = slice(start, min(97, start + int(rng.integers(1, 30))))
+            assert np.array_equal(local_noise_scale_rows(response, background, model, window, rows), whole[rows])
+        flat = rng.choice(response.size, size=60, replace=False)
+        assert np.array_equal(local_noise_scale_at(response, background, model, window, flat), whole.ravel()[flat])
+
+
+def test_exceeds_local_scale_equals_the_whole_film_threshold():
+    response, background, model = _textured_film(3, (300, 90))
+    mask = np.ones(response.shape, bool)
+    mask[:, :5] = False
+    window = 15
+    assert strip_rows(response.shape, window) < response.shape[0]  # several strips
+    scale = local_noise_scale(response, clip_image(model, background), window)
+    expected = (response > np.float32(2.5) * scale) & mask
+    assert np.array_equal(exceeds_local_scale(response, background, model, window, 2.5, mask), expected)
+    assert expected[:, 5:].any() and not expected.all()
+
+
+def test_local_noise_scale_at_no_positions():
+    response, background, model = _textured_film(4, (20, 20))
+    assert local_noise_scale_at(response, background, model, 5, np.array([], np.int64)).shape == (0,)

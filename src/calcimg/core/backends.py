@@ -4,7 +4,8 @@
 local noise scale, the seed and extent thresholds, hysteresis and the trim to a fraction of each region's peak)
 through one of these objects, in one order, so both backends follow the same steps:
 
-- :class:`OpenCVOps` runs them on the CPU with OpenCV: the reference, and the default;
+- :class:`OpenCVOps` runs them on the CPU with OpenCV: the reference, and the default (the extent's threshold in
+  strips of rows, so that its full-size scale is never made);
 - :class:`ArrayModuleOps` runs the same steps on an array module: CuPy with ``cupyx.scipy.ndimage`` on a CUDA GPU
   (``backend="cupy"``), or numpy with ``scipy.ndimage`` (``backend="numpy"``: the same code without a GPU, slow,
   for the tests of a machine that has none).
@@ -77,6 +78,19 @@ class OpenCVOps:
     def local_noise_scale(self, response: np.ndarray, clip: np.ndarray, window_px: int) -> np.ndarray:
         """:func:`calcimg.core.threshold.local_noise_scale`."""
         return threshold.local_noise_scale(response, clip, window_px)
+
+    def exceeds_local_scale(
+        self,
+        values: np.ndarray,
+        background: np.ndarray,
+        noise: threshold.NoiseModel,
+        window_px: int,
+        k: float,
+        mask: np.ndarray,
+    ) -> np.ndarray:
+        """``values > k *`` their local noise scale inside ``mask``, in strips of rows, never making the full-size
+        scale (:func:`calcimg.core.threshold.exceeds_local_scale`)."""
+        return threshold.exceeds_local_scale(values, background, noise, window_px, k, mask)
 
     def above(self, values: np.ndarray, scale: np.ndarray, k: float, mask: np.ndarray, consume: bool) -> np.ndarray:
         """``values > k * scale`` inside ``mask``; with ``consume``, ``scale`` is overwritten (one array less)."""
@@ -151,6 +165,13 @@ class ArrayModuleOps:
         clip_square *= clip_square
         local = xp.where(none_kept, clip_square, local)
         return xp.maximum(xp.sqrt(local), xp.float32(1.0))
+
+    def exceeds_local_scale(
+        self, values: Any, background: Any, noise: threshold.NoiseModel, window_px: int, k: float, mask: Any
+    ) -> Any:
+        """``values > k *`` their local noise scale inside ``mask`` (the whole film at once: device memory)."""
+        scale = self.local_noise_scale(values, self.clip(noise, background), window_px)
+        return self.above(values, scale, k, mask, consume=True)
 
     def above(self, values: Any, scale: Any, k: float, mask: Any, consume: bool) -> Any:
         """``values > k * scale`` inside ``mask`` (``consume`` is accepted for the same call as the CPU's)."""

@@ -127,11 +127,19 @@ class ObjectPixels:
 
     def sums(self, image: np.ndarray) -> np.ndarray:
         """Sum of ``image`` over each object."""
-        return np.bincount(self.label, self.values(image).astype(np.float64), self.n + 1)[1:]
+        return self.sums_of(self.values(image))
 
     def means(self, image: np.ndarray) -> np.ndarray:
         """Mean of ``image`` over each object (0 for an empty one)."""
-        return self.sums(image) / np.maximum(self.counts, 1)
+        return self.means_of(self.values(image))
+
+    def sums_of(self, values: np.ndarray) -> np.ndarray:
+        """Sum over each object of per-pixel ``values`` (aligned with :attr:`flat`)."""
+        return np.bincount(self.label, values.astype(np.float64), self.n + 1)[1:]
+
+    def means_of(self, values: np.ndarray) -> np.ndarray:
+        """Mean over each object of per-pixel ``values`` (aligned with :attr:`flat`; 0 for an empty object)."""
+        return self.sums_of(values) / np.maximum(self.counts, 1)
 
     def maxima(self, image: np.ndarray) -> np.ndarray:
         """Maximum of ``image`` over each object (-inf for an empty one)."""

@@ -246,3 +246,115 @@ def local_noise_scale(response: np.ndarray, clip: np.ndarray, window_px: int) ->
         del clip_square
     np.sqrt(local, out=local)
     return np.maximum(local, np.float32(1.0), out=local)
+
+
+def local_noise_scale_rows(
+    response: np.ndarray, background: np.ndarray, model: NoiseModel, window_px: int, rows: slice, clip_k: float = 2.0
+) -> np.ndarray:
+    """The rows ``rows`` of ``local_noise_scale(response, clip_image(model, background, clip_k), window_px)``,
+    computed from those rows padded by half the window (cut at the image's edges, where the same reflection
+    applies), so that a strip of the film costs what its size does and no full-size array is made.
+
+    The values are exactly those of the whole film's: OpenCV's box filter runs along each row from its start, as
+    on the whole film, and the strip holds every row the window reaches. (A block cut in columns too would not be
+    exact: the running sums along a row would start elsewhere.)
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> response = rng.integers(0, 30, (60, 70)).astype(np.uint16)
+    >>> background = rng.integers(100, 200, (60, 70)).astype(np.uint16)
+    >>> model = NoiseModel(np.array([100.0, 200.0]), np.array([8.0, 12.0]), np.array([1, 1]), 0.9)
+    >>> whole = local_noise_scale(response, clip_image(model, background), 9)
+    >>> bool(np.array_equal(local_noise_scale_rows(response, background, model, 9, slice(10, 13)), whole[10:13]))
+    True
+    """
+    pad = (int(window_px) | 1) // 2
+    start, stop, _ = rows.indices(response.shape[0])
+    top = max(start - pad, 0)
+    padded = slice(top, min(stop + pad, response.shape[0]))
+    scale = local_noise_scale(response[padded], clip_image(model, background[padded], clip_k), window_px)
+    return scale[start - top : stop - top]
+
+
+def strip_rows(shape: tuple[int, int], window_px: int) -> int:
+    """Rows per strip of :func:`exceeds_local_scale` and :func:`local_noise_scale_at`: an eighth of the image, and at
+    least four times the window's half side (so the overlap of the padded strips stays small)."""
+    return max(shape[0] // 8, 4 * ((int(window_px) | 1) // 2), 64)
+
+
+def exceeds_local_scale(
+    values: np.ndarray, background: np.ndarray, model: NoiseModel, window_px: int, k: float, mask: np.ndarray
+) -> np.ndarray:
+    """``values > k * local_noise_scale(values, clip_image(model, background), window_px)`` inside ``mask``,
+    computed in strips of rows (:func:`local_noise_scale_rows`), so that the full-size float scale and its
+    temporaries are never made; identical to the whole-film computation.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> values = rng.integers(0, 40, (50, 30)).astype(np.uint16)
+    >>> background = np.full((50, 30), 150, np.uint16)
+    >>> model = NoiseModel(np.array([150.0]), np.array([10.0]), np.array([1]), 0.9)
+    >>> scale = local_noise_scale(values, clip_image(model, background), 7)
+    >>> whole = (values > 2.0 * scale) & (values > 0)
+    >>> bool(np.array_equal(exceeds_local_scale(values, background, model, 7, 2.0, values > 0), whole))
+    True
+    """
+    result = np.zeros(values.shape, bool)
+    step = strip_rows(values.shape, window_px)
+    for start in range(0, values.shape[0], step):
+        rows = slice(start, min(start + step, values.shape[0]))
+        scale = local_noise_scale_rows(values, background, model, window_px, rows)
+        np.greater(values[rows], np.multiply(scale, k, out=scale), out=result[rows])
+        result[rows] &= mask[rows]
+    return result
+
+
+def local_noise_scale_at(
+    response: np.ndarray, background: np.ndarray, model: NoiseModel, window_px: int, flat: np.ndarray
+) -> np.ndarray:
+    """:func:`local_noise_scale` (clipped by :func:`clip_image`) at the raveled positions ``flat`` only; float32, in
+    the order of ``flat``.
+
+    The scale is computed only on the rows the positions lie on (:func:`local_noise_scale_rows`, exact): runs of
+    such rows closer than the window are taken together, in strips of at most :func:`strip_rows` rows. A few
+    lesions cost their own rows, thousands of candidates at most about one pass over the film.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(2)
+    >>> response = rng.integers(0, 30, (40, 40)).astype(np.uint16)
+    >>> background = np.full((40, 40), 100, np.uint16)
+    >>> model = NoiseModel(np.array([100.0]), np.array([9.0]), np.array([1]), 0.9)
+    >>> whole = local_noise_scale(response, clip_image(model, background), 5)
+    >>> flat = np.array([5, 1210, 7, 1599])
+    >>> bool(np.array_equal(local_noise_scale_at(response, background, model, 5, flat), whole.ravel()[flat]))
+    True
+    """
+    result = np.empty(len(flat), np.float32)
+    if not len(flat):
+        return result
+    row_of, col_of = np.divmod(np.asarray(flat, np.int64), response.shape[1])
+    order = np.argsort(row_of, kind="stable")
+    sorted_rows = row_of[order]
+    for rows in _row_runs(np.unique(sorted_rows), window_px, strip_rows(response.shape, window_px)):
+        first, last = np.searchsorted(sorted_rows, [rows.start, rows.stop])
+        chosen = order[first:last]
+        block = local_noise_scale_rows(response, background, model, window_px, rows)
+        result[chosen] = block[row_of[chosen] - rows.start, col_of[chosen]]
+    return result
+
+
+def _row_runs(rows: np.ndarray, window_px: int, max_rows: int) -> list[slice]:
+    """The increasing ``rows`` as runs of rows to compute together: a gap shorter than the window joins two runs (their
+    padded strips would overlap), and no run is longer than ``max_rows``."""
+    runs: list[slice] = []
+    start = previous = int(rows[0])
+    for row in rows[1:].tolist():
+        if row - previous > int(window_px) or row - start >= max_rows:
+            runs.append(slice(start, previous + 1))
+            start = row
+        previous = row
+    runs.append(slice(start, previous + 1))
+    return runs
