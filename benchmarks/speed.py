@@ -87,7 +87,12 @@ STAGES: tuple[tuple[str, tuple[tuple[Any, str], ...]], ...] = (
     ("background", ((pipeline, "_background"),)),
     (
         "noise model and scale",
-        ((pipeline, "_noise_model"), (backends.OpenCVOps, "clip"), (backends.OpenCVOps, "local_noise_scale")),
+        (
+            (pipeline, "_noise_model"),
+            (backends.OpenCVOps, "clip"),
+            (backends.OpenCVOps, "local_noise_scale"),
+            (backends.OpenCVOps, "exceeds_local_scale"),
+        ),
     ),
     ("hysteresis / trim", ((morphology, "hysteresis"), (measure, "trim_to_peak_fraction"))),
     (
