@@ -39,6 +39,7 @@ import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from os import PathLike
 from typing import Any
 
@@ -83,7 +84,8 @@ class SegmentResult:
     rejected : pandas.DataFrame
         One row per rejected candidate with its ``reason`` and the same measurements.
     candidates : numpy.ndarray
-        int32 label image of every candidate (accepted or not), ``candidate_id`` in the tables.
+        Label image of every candidate (accepted or not), ``candidate_id`` in the tables: uint16, or int32 on a
+        film with 65,536 candidates or more.
     candidate_table : pandas.DataFrame
         Every candidate with its measurements and decision (``reason`` is ``"accepted"`` or why not).
     fov : FieldOfView
@@ -266,7 +268,7 @@ def detect_candidates(
     background, response, noise, scale, candidates_mask = _candidate_maps(image, fov.mask, params, px_per_mm, ops)
 
     # Each full-size map is dropped once its per-candidate figure is taken, so that few are held at once.
-    candidates, n = measure.label_objects(candidates_mask)
+    candidates, n = measure.label_objects_compact(candidates_mask)
     pixels = measure.ObjectPixels.of(candidates, n)
     table = _measure_candidates(image, response, background, pixels.means(scale), candidates, pixels)
     del scale  # lesions measured later compute theirs again (CandidateStage.noise_scale_at)
@@ -506,26 +508,32 @@ def _candidate_maps(
     del smoothed_d
     response = ops.to_host(response_d)
     noise = _noise_model(response, background, fov_mask, params, bin_px)
-    scale_d = ops.local_noise_scale(response_d, ops.clip(noise, background_d), window_px)
     masses = _mass_regions(smoothed, fov_mask, px_per_mm, params, noise)  # reduced grid, or None
     del smoothed
-    # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur.
-    fine_d = ops.gaussian(image_d, params.extent_smoothing_mm * px_per_mm)
-    raw_response_d = ops.subtract(fine_d, background_d)
-    del fine_d, image_d
+    scale_d = ops.local_scale(response_d, background_d, noise, window_px)
+    seeds_d = ops.above(response_d, scale_d, params.seed_k, fov_d, consume=False)
+    del response_d
+
+    # The extent is taken on a lightly smoothed image: strong smoothing would spread every lesion by its blur. That
+    # raw response is made again for the trim rather than held while the regions are labelled.
+    raw_response = partial(_raw_response, ops, image_d, background_d, params.extent_smoothing_mm * px_per_mm)
+    raw_response_d = raw_response()
     raw_noise = _noise_model(ops.to_host(raw_response_d), background, fov_mask, params, bin_px)
     extent_d = ops.exceeds_local_scale(raw_response_d, background_d, raw_noise, window_px, params.grow_k, fov_d)
-    del background_d
-    seeds_d = ops.above(response_d, scale_d, params.seed_k, fov_d, consume=False)
-    del response_d, fov_d
-    kept_d = ops.hysteresis(extent_d, seeds_d)
-    del extent_d, seeds_d
-    candidates_mask = ops.to_host(ops.trim_to_peak_fraction(kept_d, raw_response_d, params.edge_fraction))
-    del kept_d, raw_response_d
+    del raw_response_d, fov_d, image_d, background_d
+    candidates_mask = ops.to_host(ops.hysteresis_trimmed(extent_d, seeds_d, raw_response, params.edge_fraction))
+    del extent_d, seeds_d, raw_response
     if masses is not None:
         # The film's background finds a deposit wider than its line only at the rim; the mass channel finds it whole.
         candidates_mask |= grid.grow_mask(masses, image.shape) & fov_mask
     return background, response, noise, ops.to_host(scale_d), candidates_mask
+
+
+def _raw_response(
+    ops: backends.OpenCVOps | backends.ArrayModuleOps, image: Any, background: Any, sigma_px: float
+) -> Any:
+    """What rises above the background on the image smoothed by ``sigma_px`` (the extent's response)."""
+    return ops.subtract(ops.gaussian(image, sigma_px), background)
 
 
 def _noise_window_px(params: Params, px_per_mm: float) -> int:
@@ -717,8 +725,7 @@ def _measure_candidates(
     table["max_excess"] = pixels.maxima(response)
     # Mean excess of each candidate's rim (its pixels next to the outside): deposits are brightest inside,
     # cortical rings and texture as bright at their rim.
-    inside = (labels > 0).view(np.uint8)
-    on_rim = pixels.values(cv2.erode(inside, np.ones((3, 3), np.uint8), borderValue=0)) == 0
+    on_rim = pixels.on_rim(labels)
     rim_sums = np.bincount(pixels.label, np.where(on_rim, pixels.values(response), 0.0), n + 1)[1:]
     rim_counts = np.bincount(pixels.label, on_rim, n + 1)[1:]
     table["rim_excess"] = rim_sums / np.maximum(rim_counts, 1)

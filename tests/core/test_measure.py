@@ -11,15 +11,18 @@ from skimage.measure import regionprops
 from calcimg.core.measure import (
     ObjectPixels,
     flat_fractions,
+    hysteresis_trimmed,
     label_objects,
+    label_objects_compact,
     neighbour_fraction,
     object_maxima,
     object_means,
     object_moments,
     object_solidity,
     object_widths,
+    trim_to_peak_fraction,
 )
-from calcimg.core.morphology import disk_mask
+from calcimg.core.morphology import disk_mask, hysteresis
 
 
 def _random_labels(seed: int) -> tuple[np.ndarray, int]:
@@ -272,3 +275,47 @@ def test_flat_fractions_of_noise_are_zero():
     labels, n = _random_labels(6)
     labels, n = label_objects(labels[:80, :80] > 0)
     assert flat_fractions(ObjectPixels.of(labels, n), image).max() == 0.0
+
+
+def _random_masks(seed: int, count: int):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        shape = tuple(int(v) for v in rng.integers(1, 60, 2))
+        yield rng, rng.random(shape) < rng.random()
+
+
+def test_label_objects_compact_numbers_as_label_objects_in_uint16_until_it_overflows():
+    for _, mask in _random_masks(0, 50):
+        compact, n = label_objects_compact(mask)
+        labels, n_plain = label_objects(mask)
+        assert compact.dtype == np.uint16 and n == n_plain
+        assert np.array_equal(compact, labels)
+    many = np.zeros((600, 600), bool)
+    many[::2, ::2] = True  # 90,000 separate pixels: more than uint16 can number
+    compact, n = label_objects_compact(many)
+    assert n == 90_000 and compact.dtype == np.int32
+    assert np.array_equal(compact, label_objects(many)[0])
+
+
+def test_on_rim_is_what_a_3x3_erosion_clears():
+    for _, mask in _random_masks(1, 80):
+        labels, n = label_objects(mask)
+        pixels = ObjectPixels.of(labels, n)
+        eroded = ndi.binary_erosion(labels > 0, np.ones((3, 3), bool), border_value=0)
+        assert np.array_equal(pixels.on_rim(labels), ~pixels.values(eroded))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 0.5])
+def test_hysteresis_trimmed_equals_hysteresis_then_trim(fraction):
+    for rng, low in _random_masks(2, 60):
+        values = rng.integers(0, 1000, low.shape).astype(np.uint16)
+        high = low & (values > 900)
+        expected = trim_to_peak_fraction(hysteresis(low, high), values, fraction)
+        made = []
+
+        def make(values=values, made=made):
+            made.append(1)
+            return values
+
+        assert np.array_equal(hysteresis_trimmed(low, high, make, fraction), expected)
+        assert len(made) == (1 if fraction > 0 else 0)  # the values are made once, and only when needed

@@ -14,6 +14,7 @@ from calcimg.core.threshold import (
     local_noise_scale,
     local_noise_scale_at,
     local_noise_scale_rows,
+    local_noise_scale_strips,
     strip_rows,
     threshold_image,
 )
@@ -277,6 +278,7 @@ def test_strips_of_rows_give_exactly_the_whole_films_scale(seed):
             assert np.array_equal(local_noise_scale_rows(response, background, model, window, rows), whole[rows])
         flat = rng.choice(response.size, size=60, replace=False)
         assert np.array_equal(local_noise_scale_at(response, background, model, window, flat), whole.ravel()[flat])
+        assert np.array_equal(local_noise_scale_strips(response, background, model, window), whole)
 
 
 def test_exceeds_local_scale_equals_the_whole_film_threshold():

@@ -4,8 +4,8 @@
 local noise scale, the seed and extent thresholds, hysteresis and the trim to a fraction of each region's peak)
 through one of these objects, in one order, so both backends follow the same steps:
 
-- :class:`OpenCVOps` runs them on the CPU with OpenCV: the reference, and the default (the extent's threshold in
-  strips of rows, so that its full-size scale is never made);
+- :class:`OpenCVOps` runs them on the CPU with OpenCV: the reference, and the default (the local noise scales in
+  strips of rows, so that their temporaries are never full-size, and the extent's scale is never made at all);
 - :class:`ArrayModuleOps` runs the same steps on an array module: CuPy with ``cupyx.scipy.ndimage`` on a CUDA GPU
   (``backend="cupy"``), or numpy with ``scipy.ndimage`` (``backend="numpy"``: the same code without a GPU, slow,
   for the tests of a machine that has none).
@@ -21,6 +21,7 @@ kernel, and its box filters sum in another order, so a pixel at a threshold can 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -79,6 +80,13 @@ class OpenCVOps:
         """:func:`calcimg.core.threshold.local_noise_scale`."""
         return threshold.local_noise_scale(response, clip, window_px)
 
+    def local_scale(
+        self, response: np.ndarray, background: np.ndarray, noise: threshold.NoiseModel, window_px: int
+    ) -> np.ndarray:
+        """The local noise scale of ``response`` clipped by ``noise`` at ``background``'s levels, made in strips of
+        rows so that only the result is full-size (:func:`calcimg.core.threshold.local_noise_scale_strips`)."""
+        return threshold.local_noise_scale_strips(response, background, noise, window_px)
+
     def exceeds_local_scale(
         self,
         values: np.ndarray,
@@ -107,6 +115,13 @@ class OpenCVOps:
         """Each region of ``mask`` where ``response`` reaches ``fraction`` of its peak
         (:func:`calcimg.core.measure.trim_to_peak_fraction`)."""
         return measure.trim_to_peak_fraction(mask, response, fraction)
+
+    def hysteresis_trimmed(
+        self, extent: np.ndarray, seeds: np.ndarray, response: Callable[[], np.ndarray], fraction: float
+    ) -> np.ndarray:
+        """:meth:`hysteresis` then :meth:`trim_to_peak_fraction` against ``response()``, with one labelling, the
+        response made only once the regions' labels are dropped (:func:`calcimg.core.measure.hysteresis_trimmed`)."""
+        return measure.hysteresis_trimmed(extent, seeds, response, fraction)
 
 
 class ArrayModuleOps:
@@ -165,6 +180,14 @@ class ArrayModuleOps:
         clip_square *= clip_square
         local = xp.where(none_kept, clip_square, local)
         return xp.maximum(xp.sqrt(local), xp.float32(1.0))
+
+    def local_scale(self, response: Any, background: Any, noise: threshold.NoiseModel, window_px: int) -> Any:
+        """The local noise scale of ``response`` clipped by ``noise`` at ``background``'s levels (whole film)."""
+        return self.local_noise_scale(response, self.clip(noise, background), window_px)
+
+    def hysteresis_trimmed(self, extent: Any, seeds: Any, response: Callable[[], Any], fraction: float) -> Any:
+        """:meth:`hysteresis` then :meth:`trim_to_peak_fraction` against ``response()``."""
+        return self.trim_to_peak_fraction(self.hysteresis(extent, seeds), response(), fraction)
 
     def exceeds_local_scale(
         self, values: Any, background: Any, noise: threshold.NoiseModel, window_px: int, k: float, mask: Any

@@ -8,7 +8,7 @@ number of objects. Lengths are in pixels here; :mod:`calcimg.pipeline` converts 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from calcimg.core import grid
+from calcimg.core.morphology import connected_components_compact
 
 
 def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -35,6 +36,20 @@ def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
     (2, [[1, 0, 0], [0, 1, 0], [0, 0, 0], [2, 2, 0]])
     """
     count, labels = cv2.connectedComponents(mask.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S)
+    return labels, count - 1
+
+
+def label_objects_compact(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`label_objects` in uint16 when the objects are fewer than 65,536 (half the bytes of int32), in int32
+    otherwise; the same numbering either way.
+
+    Examples
+    --------
+    >>> labels, n = label_objects_compact(np.array([[1, 0, 1]], bool))
+    >>> n, labels.dtype.name, labels.tolist()
+    (2, 'uint16', [[1, 0, 2]])
+    """
+    count, labels, _ = connected_components_compact(mask.astype(np.uint8, copy=False))
     return labels, count - 1
 
 
@@ -106,10 +121,15 @@ class ObjectPixels:
     @classmethod
     def of(cls, labels: np.ndarray, n: int) -> ObjectPixels:
         """Gather the pixels of objects 1..n of ``labels`` (values above n are ignored)."""
-        flat = np.flatnonzero(labels)
+        return cls.at(labels, np.flatnonzero(labels), n)
+
+    @classmethod
+    def at(cls, labels: np.ndarray, flat: np.ndarray, n: int) -> ObjectPixels:
+        """Gather the object pixels of ``labels`` among the raveled positions ``flat`` (increasing; background and
+        values above n are ignored): the objects made of those positions only."""
         label = labels.ravel()[flat]
-        if n < int(label.max(initial=0)):
-            keep = label <= n
+        if n < int(label.max(initial=0)) or not label.all():
+            keep = (label > 0) & (label <= n)
             flat, label = flat[keep], label[keep]
         order = np.argsort(label, kind="stable")
         flat, label = flat[order], label[order]
@@ -143,7 +163,33 @@ class ObjectPixels:
 
     def maxima(self, image: np.ndarray) -> np.ndarray:
         """Maximum of ``image`` over each object (-inf for an empty one)."""
-        return self._reduce(np.maximum, self.values(image).astype(np.float64), -np.inf)
+        return self.maxima_of(self.values(image))
+
+    def maxima_of(self, values: np.ndarray) -> np.ndarray:
+        """Maximum over each object of per-pixel ``values`` (aligned with :attr:`flat`; -inf for an empty one)."""
+        return self._reduce(np.maximum, values.astype(np.float64), -np.inf)
+
+    def on_rim(self, labels: np.ndarray) -> np.ndarray:
+        """Whether each object pixel (aligned with :attr:`flat`) has a background pixel of ``labels`` among its 8
+        neighbours, the image's edge counting as background: what a 3 x 3 erosion of ``labels > 0`` clears, read
+        from the neighbours of the object pixels alone (no full-size image is made).
+
+        Examples
+        --------
+        >>> labels = np.zeros((5, 5), np.int32); labels[1:4, 1:4] = 1; labels[0, 4] = 2
+        >>> ObjectPixels.of(labels, 2).on_rim(labels).astype(int).tolist()
+        [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]
+        """
+        rows, cols = self.shape
+        row, col = np.divmod(self.flat, cols)
+        rim = (row == 0) | (row == rows - 1) | (col == 0) | (col == cols - 1)
+        inner = self.flat[~rim]
+        touches = np.zeros(len(inner), bool)
+        raveled = labels.ravel()
+        for step in (-cols - 1, -cols, -cols + 1, -1, 1, cols - 1, cols, cols + 1):
+            touches |= raveled[inner + step] == 0
+        rim[~rim] = touches
+        return rim
 
     def minima(self, positions: np.ndarray) -> np.ndarray:
         """Minimum of a per-pixel array (aligned with :attr:`flat`) over each object (0 for an empty one)."""
@@ -333,6 +379,37 @@ def neighbour_fraction(mask: np.ndarray, centroids: np.ndarray, areas: np.ndarra
     at_centroid = ndimage.map_coordinates(covered.astype(np.float64), where, order=1, mode="nearest")
     own = np.asarray(areas, float) / float(side * cell) ** 2
     return np.clip(at_centroid - own, 0.0, 1.0)
+
+
+def hysteresis_trimmed(
+    low: np.ndarray, high: np.ndarray, values: Callable[[], np.ndarray], fraction: float
+) -> np.ndarray:
+    """The 8-connected regions of ``low`` holding a pixel of ``high`` (hysteresis), each trimmed to its pixels where
+    ``values`` reaches ``fraction`` of the region's peak: the same mask as ``trim_to_peak_fraction(hysteresis(low,
+    high), values(), fraction)``, with one labelling instead of two (a region kept by the hysteresis is a region of
+    ``low``). ``values`` is called only once the regions are found and their labels dropped, so a caller can make
+    the values then (the film's raw response) rather than hold them meanwhile.
+
+    Examples
+    --------
+    >>> values = np.array([[0, 2, 10, 4, 0, 3, 1, 0, 9]], np.uint16)
+    >>> low, high = values > 0, values >= 9
+    >>> hysteresis_trimmed(low, high, lambda: values, 0.3).astype(int).tolist()
+    [[0, 0, 1, 1, 0, 0, 0, 0, 1]]
+    """
+    count, labels, _ = connected_components_compact(low.view(np.uint8))
+    keep = np.zeros(count, bool)
+    keep[labels[high & low]] = True
+    keep[0] = False
+    if fraction <= 0:
+        return keep[labels]
+    pixels = ObjectPixels.at(labels, np.flatnonzero(keep[labels]), count - 1)
+    del labels
+    values_at = pixels.values(values())
+    peaks = pixels.maxima_of(values_at)
+    trimmed = np.zeros(pixels.shape, bool)
+    trimmed.ravel()[pixels.flat[values_at >= fraction * peaks[pixels.label - 1]]] = True
+    return trimmed
 
 
 def trim_to_peak_fraction(mask: np.ndarray, response: np.ndarray, fraction: float) -> np.ndarray:

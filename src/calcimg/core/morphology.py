@@ -9,6 +9,7 @@ on the rectangle's size. So the opening costs a few passes per rectangle instead
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -148,6 +149,23 @@ def hysteresis(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
+def connected_components_compact(mask: np.ndarray, with_stats: bool = False) -> tuple[int, np.ndarray, Any]:
+    """``cv2.connectedComponents`` (``with_stats``: ``...WithStats``) of a uint8 ``mask``, 8-connected: ``(count,
+    labels, stats or None)``, the labels in uint16 when they fit and in int32 when OpenCV reports that they do not
+    (it checks before each new label)."""
+    for ltype in (cv2.CV_16U, cv2.CV_32S):
+        try:
+            if with_stats:
+                count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
+                return count, labels, stats
+            count, labels = cv2.connectedComponents(mask, connectivity=8, ltype=ltype)
+            return count, labels, None
+        except cv2.error:
+            if ltype == cv2.CV_32S:
+                raise
+    raise AssertionError("unreachable")
+
+
 def large_components(mask: np.ndarray, min_area: int) -> np.ndarray:
     """The 8-connected components of a uint8 0/1 ``mask`` with at least ``min_area`` pixels, as a uint8 0/1 mask.
 
@@ -165,7 +183,7 @@ def large_components(mask: np.ndarray, min_area: int) -> np.ndarray:
         return big
     col, row, width, height = cv2.boundingRect(mask)
     box = (slice(row, row + height), slice(col, col + width))
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask[box], connectivity=8, ltype=cv2.CV_32S)
+    _, labels, stats = connected_components_compact(np.ascontiguousarray(mask[box]), with_stats=True)
     keep = stats[:, cv2.CC_STAT_AREA] >= min_area
     keep[0] = False
     small_ids = np.flatnonzero(~keep[1:]) + 1

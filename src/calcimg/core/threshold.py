@@ -278,9 +278,34 @@ def local_noise_scale_rows(
 
 
 def strip_rows(shape: tuple[int, int], window_px: int) -> int:
-    """Rows per strip of :func:`exceeds_local_scale` and :func:`local_noise_scale_at`: an eighth of the image, and at
+    """Rows per strip of :func:`local_noise_scale_strips`, :func:`exceeds_local_scale` and
+    :func:`local_noise_scale_at`: an eighth of the image, and at
     least four times the window's half side (so the overlap of the padded strips stays small)."""
     return max(shape[0] // 8, 4 * ((int(window_px) | 1) // 2), 64)
+
+
+def local_noise_scale_strips(
+    response: np.ndarray, background: np.ndarray, model: NoiseModel, window_px: int
+) -> np.ndarray:
+    """``local_noise_scale(response, clip_image(model, background), window_px)`` made in strips of rows
+    (:func:`local_noise_scale_rows`): identical, with the temporaries of one strip instead of the whole film's.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(3)
+    >>> response = rng.integers(0, 40, (200, 30)).astype(np.uint16)
+    >>> background = np.full((200, 30), 150, np.uint16)
+    >>> model = NoiseModel(np.array([150.0]), np.array([10.0]), np.array([1]), 0.9)
+    >>> whole = local_noise_scale(response, clip_image(model, background), 7)
+    >>> bool(np.array_equal(local_noise_scale_strips(response, background, model, 7), whole))
+    True
+    """
+    result = np.empty(response.shape, np.float32)
+    step = strip_rows(response.shape, window_px)
+    for start in range(0, response.shape[0], step):
+        rows = slice(start, min(start + step, response.shape[0]))
+        result[rows] = local_noise_scale_rows(response, background, model, window_px, rows)
+    return result
 
 
 def exceeds_local_scale(
