@@ -91,10 +91,14 @@ STAGES: tuple[tuple[str, tuple[tuple[Any, str], ...]], ...] = (
             (pipeline, "_noise_model"),
             (backends.OpenCVOps, "clip"),
             (backends.OpenCVOps, "local_noise_scale"),
+            (backends.OpenCVOps, "local_scale"),
             (backends.OpenCVOps, "exceeds_local_scale"),
         ),
     ),
-    ("hysteresis / trim", ((morphology, "hysteresis"), (measure, "trim_to_peak_fraction"))),
+    (
+        "hysteresis / trim",
+        ((morphology, "hysteresis"), (measure, "trim_to_peak_fraction"), (backends.OpenCVOps, "hysteresis_trimmed")),
+    ),
     (
         "labelling and candidate measurement",
         (
