@@ -709,8 +709,8 @@ def _measure_candidates(
     labels: np.ndarray,
     pixels: measure.ObjectPixels,
 ) -> pd.DataFrame:
-    """Measurements of objects 1..n of ``labels`` (``pixels``): shape, intensity, excess over the background and
-    contrast over ``noise_scale``, each object's mean local noise scale."""
+    """Measurements of objects 1..n of ``labels`` (``pixels``): shape, intensity, excess over the background, and
+    contrast over ``noise_scale`` (each object's mean local noise scale, one value per object)."""
     n = pixels.n
     moments = measure.object_moments(labels, n, pixels)
     table = pd.DataFrame(moments)

@@ -151,19 +151,20 @@ def hysteresis(low: np.ndarray, high: np.ndarray) -> np.ndarray:
 
 def connected_components_compact(mask: np.ndarray, with_stats: bool = False) -> tuple[int, np.ndarray, Any]:
     """``cv2.connectedComponents`` (``with_stats``: ``...WithStats``) of a uint8 ``mask``, 8-connected: ``(count,
-    labels, stats or None)``, the labels in uint16 when they fit and in int32 when OpenCV reports that they do not
-    (it checks before each new label)."""
-    for ltype in (cv2.CV_16U, cv2.CV_32S):
-        try:
-            if with_stats:
-                count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
-                return count, labels, stats
-            count, labels = cv2.connectedComponents(mask, connectivity=8, ltype=ltype)
-            return count, labels, None
-        except cv2.error:
-            if ltype == cv2.CV_32S:
-                raise
-    raise AssertionError("unreachable")
+    labels, stats or None)``, the labels in uint16 (half the bytes of int32) when they fit, and in int32 when
+    OpenCV reports that they do not (it checks before each new label); the same numbering either way."""
+
+    def components(ltype: int) -> tuple[int, np.ndarray, Any]:
+        if with_stats:
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
+            return count, labels, stats
+        count, labels = cv2.connectedComponents(mask, connectivity=8, ltype=ltype)
+        return count, labels, None
+
+    try:
+        return components(cv2.CV_16U)
+    except cv2.error:  # 65,536 labels or more
+        return components(cv2.CV_32S)
 
 
 def large_components(mask: np.ndarray, min_area: int) -> np.ndarray:

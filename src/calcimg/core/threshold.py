@@ -255,9 +255,9 @@ def local_noise_scale_rows(
     computed from those rows padded by half the window (cut at the image's edges, where the same reflection
     applies), so that a strip of the film costs what its size does and no full-size array is made.
 
-    The values are exactly those of the whole film's: OpenCV's box filter runs along each row from its start, as
-    on the whole film, and the strip holds every row the window reaches. (A block cut in columns too would not be
-    exact: the running sums along a row would start elsewhere.)
+    The values are exactly those of the whole film's (the tests compare them): the strip holds every row the window
+    reaches, and whole rows are filtered as on the whole film. A block cut in columns too is not exact: OpenCV's
+    float box filter then gave values a unit in the last place apart (its sums along a row start elsewhere).
 
     Examples
     --------
@@ -279,8 +279,8 @@ def local_noise_scale_rows(
 
 def strip_rows(shape: tuple[int, int], window_px: int) -> int:
     """Rows per strip of :func:`local_noise_scale_strips`, :func:`exceeds_local_scale` and
-    :func:`local_noise_scale_at`: an eighth of the image, and at
-    least four times the window's half side (so the overlap of the padded strips stays small)."""
+    :func:`local_noise_scale_at`: an eighth of the image, at least four times the window's half side (so the
+    overlap of the padded strips stays small) and at least 64."""
     return max(shape[0] // 8, 4 * ((int(window_px) | 1) // 2), 64)
 
 
