@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -212,3 +213,15 @@ def test_flat_pixel_share_tells_a_noisy_film_from_a_flattened_one():
     coarse = (np.round(tissue / 200.0) * 200).astype(np.uint16)  # flat patches too small to be shutters
     field = field_of_view(coarse)
     assert field.flat_fraction == 0.0 and field.flat_pixel_share > 0.05
+
+
+def test_grow_square_equals_a_whole_film_dilation():
+    """grow_square dilates only the mask's bounding box grown by the margin: the same as dilating the whole film."""
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        shape = tuple(int(v) for v in rng.integers(1, 60, 2))
+        mask = (rng.random(shape) < rng.random() * 0.05).astype(np.uint8)
+        for margin in (0, 1, 3, 10, 70):
+            square = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * margin + 1, 2 * margin + 1))
+            expected = (cv2.dilate(mask, square) if margin and mask.any() else mask).astype(bool)
+            assert np.array_equal(grow_square(mask, margin), expected)
