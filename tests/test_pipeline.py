@@ -19,6 +19,8 @@ from calcimg.pipeline import (
     _has_tissue_contrast,
     _marker_rejected,
     detect_candidates,
+    edited_lesion_evidence,
+    measure_lesions,
     read_params,
     segment_image,
     working_image,
@@ -552,3 +554,27 @@ def test_outline_completion_only_adds_pixels_and_is_recorded():
     assert np.array_equal(on.labels[off.labels > 0], off.labels[off.labels > 0])
     assert int((on.labels > 0).sum() - (off.labels > 0).sum()) == added["pixels_added"]
     assert on.lesions["lesion_id"].tolist() == off.lesions["lesion_id"].tolist()
+
+
+def test_edited_lesion_evidence_keeps_the_segmentations_word_only_for_untouched_lesions(phantom_result):
+    """A lesion holding no accepted candidate (a piece or a faint counterpart) keeps its recorded support while the
+    reader leaves its pixels alone, and loses it once they change; other lesions read their best candidate."""
+    radiograph, result = phantom_result
+    assert len(result.lesions) >= 2
+    stage = detect_candidates(radiograph)
+    first = result.labels == 1
+    table = result.candidate_table.copy()
+    table.loc[np.isin(table["candidate_id"], np.unique(result.candidates[first])), "reason"] = "low_score"
+    lesions = result.lesions.copy()
+    lesions.loc[0, ["score", "support"]] = [0.5, "faint_counterpart"]
+    before = replace(result, candidate_table=table, lesions=lesions)
+
+    score, support = edited_lesion_evidence(stage, before, result.labels, result.lesions)
+    assert (score[0], support[0]) == (0.5, "faint_counterpart")
+    assert list(support[1:]) == list(result.lesions["support"].iloc[1:])
+
+    edited = result.labels.copy()
+    edited[np.argwhere(first)[0][0], np.argwhere(first)[0][1]] = 0  # one pixel less
+    remeasured = measure_lesions(stage, edited)
+    score, support = edited_lesion_evidence(stage, before, edited, remeasured)
+    assert support[0] == "" and np.isnan(score[0])

@@ -398,6 +398,31 @@ def lesion_evidence(
     return score[ids], support[ids]
 
 
+def edited_lesion_evidence(
+    stage: CandidateStage, before: SegmentResult, labels: np.ndarray, lesions: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``score`` and ``support`` columns for a reader's edited ``labels`` of the film ``before`` describes:
+    each lesion's best accepted candidate (:func:`lesion_evidence`); a lesion that holds none but has exactly the
+    pixels it had in ``before`` keeps what the segmentation said of it (a piece or a faint counterpart), and one
+    made without any accepted candidate (painted) has none."""
+    score, support = lesion_evidence(stage, before.candidate_table, labels, lesions, [])
+    if "support" not in before.lesions:
+        return score, support
+    previous = before.lesions.set_index("lesion_id")
+    for index, row in enumerate(lesions.itertuples()):
+        if support[index] == "" and _same_pixels(row, previous, labels, before.labels):
+            score[index], support[index] = previous.at[row.lesion_id, "score"], previous.at[row.lesion_id, "support"]
+    return score, support
+
+
+def _same_pixels(row: Any, previous: pd.DataFrame, labels: np.ndarray, previous_labels: np.ndarray) -> bool:
+    """Whether lesion ``row.lesion_id`` has exactly the pixels it had in ``previous_labels`` (compared in its box)."""
+    if row.lesion_id not in previous.index or previous.at[row.lesion_id, "area_px"] != row.area_px:
+        return False
+    window = (slice(int(row.bbox_row0), int(row.bbox_row1)), slice(int(row.bbox_col0), int(row.bbox_col1)))
+    return bool(np.array_equal(labels[window] == row.lesion_id, previous_labels[window] == row.lesion_id))
+
+
 def _complete_outlines(stage: CandidateStage, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lesions of at least ``outline_min_area_mm2`` completed, in place, against a plane fitted around each
     (:func:`calcimg.core.outline.grow_to_local_background`); the labels and the pixels added to each lesion id."""

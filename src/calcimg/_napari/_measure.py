@@ -34,13 +34,7 @@ def remeasure_visit(result: SegmentResult, labels: np.ndarray, stage: CandidateS
     """
     labels = np.ascontiguousarray(labels, dtype=np.int32)
     lesions = pipeline.measure_lesions(stage, labels)
-    score, support = pipeline.lesion_evidence(stage, result.candidate_table, labels, lesions, [])
-    if "support" in result.lesions:
-        before = result.lesions.set_index("lesion_id")
-        for index, row in enumerate(lesions.itertuples()):
-            if support[index] == "" and _unchanged(row, before, labels, result.labels):
-                score[index], support[index] = before.at[row.lesion_id, "score"], before.at[row.lesion_id, "support"]
-    lesions["score"], lesions["support"] = score, support
+    lesions["score"], lesions["support"] = pipeline.edited_lesion_evidence(stage, result, labels, lesions)
     summary = updated_segment_summary(result.summary, lesions, result.radiograph.calibrated)
     return replace(result, labels=labels, lesions=lesions, summary=summary)
 
@@ -75,11 +69,3 @@ def remeasure_pair(
             stages[visit] = pipeline.detect_candidates(segment.radiograph, params)
         visits[visit] = remeasure_visit(segment, labels, stages[visit])
     return pipeline.match_and_summarise(visits["pre"], visits["post"], result.transform, params)
-
-
-def _unchanged(row: Any, before: pd.DataFrame, labels: np.ndarray, previous: np.ndarray) -> bool:
-    """Whether lesion ``row.lesion_id`` has exactly the pixels it had in ``previous`` (compared in its box)."""
-    if row.lesion_id not in before.index or before.at[row.lesion_id, "area_px"] != row.area_px:
-        return False
-    window = (slice(int(row.bbox_row0), int(row.bbox_row1)), slice(int(row.bbox_col0), int(row.bbox_col1)))
-    return bool(np.array_equal(labels[window] == row.lesion_id, previous[window] == row.lesion_id))

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from calcimg.core import grid
+from calcimg.core.measure import padded_window
 from calcimg.core.morphology import large_components
 
 
@@ -379,8 +380,7 @@ def grow_square(mask: np.ndarray, margin_px: int) -> np.ndarray:
     if margin_px <= 0 or not grown.any():
         return grown
     col, row, width, height = cv2.boundingRect(mask)
-    rows = slice(max(row - margin_px, 0), min(row + height + margin_px, mask.shape[0]))
-    cols = slice(max(col - margin_px, 0), min(col + width + margin_px, mask.shape[1]))
+    window = padded_window((row, row + height), (col, col + width), margin_px, mask.shape)
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * margin_px + 1, 2 * margin_px + 1))
-    grown[rows, cols] = cv2.dilate(np.ascontiguousarray(mask[rows, cols]), square).astype(bool)
+    grown[window] = cv2.dilate(np.ascontiguousarray(mask[window]), square).astype(bool)
     return grown

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from calcimg.core import grid
-from calcimg.core.morphology import connected_components_compact
+from calcimg.core.morphology import connected_components_compact, seeded_components
 
 
 def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -397,13 +397,10 @@ def hysteresis_trimmed(
     >>> hysteresis_trimmed(low, high, lambda: values, 0.3).astype(int).tolist()
     [[0, 0, 1, 1, 0, 0, 0, 0, 1]]
     """
-    count, labels, _ = connected_components_compact(low.view(np.uint8))
-    keep = np.zeros(count, bool)
-    keep[labels[high & low]] = True
-    keep[0] = False
+    labels, keep = seeded_components(low, high)
     if fraction <= 0:
         return keep[labels]
-    pixels = ObjectPixels.at(labels, np.flatnonzero(keep[labels]), count - 1)
+    pixels = ObjectPixels.at(labels, np.flatnonzero(keep[labels]), len(keep) - 1)
     del labels
     values_at = pixels.values(values())
     peaks = pixels.maxima_of(values_at)
@@ -426,10 +423,5 @@ def trim_to_peak_fraction(mask: np.ndarray, response: np.ndarray, fraction: floa
     """
     if fraction <= 0:
         return mask
-    labels, n = label_objects(mask)
-    pixels = ObjectPixels.of(labels, n)
-    values = pixels.values(response)
-    peaks = pixels.maxima(response)
-    trimmed = mask.copy()
-    trimmed.ravel()[pixels.flat[values < fraction * peaks[pixels.label - 1]]] = False
-    return trimmed
+    # Every region of the mask holds a pixel of the mask: the hysteresis keeps them all, and only the trim is left.
+    return hysteresis_trimmed(mask, mask, lambda: response, fraction)

@@ -142,11 +142,18 @@ def hysteresis(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     >>> hysteresis(low, high).astype(int).tolist()
     [[1, 1, 0, 0]]
     """
-    count, labels = cv2.connectedComponents(low.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    labels, keep = seeded_components(low, high)
+    return keep[labels]
+
+
+def seeded_components(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 8-connected components of ``low`` (labels, uint16 while they fit: :func:`connected_components_compact`)
+    and, per label, whether the component holds a pixel of ``high`` (index 0, the background, is False)."""
+    count, labels, _ = connected_components_compact(low.view(np.uint8))
     keep = np.zeros(count, bool)
     keep[labels[high & low]] = True
     keep[0] = False
-    return keep[labels]
+    return labels, keep
 
 
 def connected_components_compact(mask: np.ndarray, with_stats: bool = False) -> tuple[int, np.ndarray, Any]:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from calcimg.core import grid
+from calcimg.core.measure import padded_window
 
 
 @dataclass(frozen=True)
@@ -269,12 +270,10 @@ def local_noise_scale_rows(
     >>> bool(np.array_equal(local_noise_scale_rows(response, background, model, 9, slice(10, 13)), whole[10:13]))
     True
     """
-    pad = (int(window_px) | 1) // 2
     start, stop, _ = rows.indices(response.shape[0])
-    top = max(start - pad, 0)
-    padded = slice(top, min(stop + pad, response.shape[0]))
+    padded = padded_window((start, stop), (0, response.shape[1]), (int(window_px) | 1) // 2, response.shape)
     scale = local_noise_scale(response[padded], clip_image(model, background[padded], clip_k), window_px)
-    return scale[start - top : stop - top]
+    return scale[start - padded[0].start : stop - padded[0].start]
 
 
 def strip_rows(shape: tuple[int, int], window_px: int) -> int:
@@ -282,6 +281,12 @@ def strip_rows(shape: tuple[int, int], window_px: int) -> int:
     :func:`local_noise_scale_at`: an eighth of the image, at least four times the window's half side (so the
     overlap of the padded strips stays small) and at least 64."""
     return max(shape[0] // 8, 4 * ((int(window_px) | 1) // 2), 64)
+
+
+def _strips(shape: tuple[int, int], window_px: int) -> list[slice]:
+    """The image's rows cut into consecutive strips of :func:`strip_rows` rows (the last one shorter)."""
+    step = strip_rows(shape, window_px)
+    return [slice(start, min(start + step, shape[0])) for start in range(0, shape[0], step)]
 
 
 def local_noise_scale_strips(
@@ -301,9 +306,7 @@ def local_noise_scale_strips(
     True
     """
     result = np.empty(response.shape, np.float32)
-    step = strip_rows(response.shape, window_px)
-    for start in range(0, response.shape[0], step):
-        rows = slice(start, min(start + step, response.shape[0]))
+    for rows in _strips(response.shape, window_px):
         result[rows] = local_noise_scale_rows(response, background, model, window_px, rows)
     return result
 
@@ -327,9 +330,7 @@ def exceeds_local_scale(
     True
     """
     result = np.zeros(values.shape, bool)
-    step = strip_rows(values.shape, window_px)
-    for start in range(0, values.shape[0], step):
-        rows = slice(start, min(start + step, values.shape[0]))
+    for rows in _strips(values.shape, window_px):
         scale = local_noise_scale_rows(values, background, model, window_px, rows)
         np.greater(values[rows], np.multiply(scale, k, out=scale), out=result[rows])
         result[rows] &= mask[rows]
